@@ -1,0 +1,214 @@
+"""Turn every LMS365 answer, or the lack of one, into a verdict the pool acts on.
+
+LMS365 documents the shape of its errors but not most of their codes, nor how it
+answers "already enrolled" or a throttled request. Every such assumption lives
+here and only here, so that matching the real service means editing this module.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import httpx
+
+
+class Verdict(enum.Enum):
+    """What the pool should do with an answer."""
+
+    SUCCESS = "success"
+    ALREADY_ENROLLED = "already_enrolled"
+    NOT_ENROLLED = "not_enrolled"
+    #: The request had no effect; sending it again is safe.
+    RETRY = "retry"
+    #: The tenant's throttle refused the request; it had no effect.
+    THROTTLED = "throttled"
+    #: The request may have reached LMS365 and taken effect; ask before resending.
+    IN_DOUBT = "in_doubt"
+    #: The key is wrong or read-only: no request of this run can succeed.
+    FATAL_AUTH = "fatal_auth"
+    #: LMS365 refused this row for good.
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A classified answer."""
+
+    verdict: Verdict
+    http_status: int | None = None
+    error_code: str = ""
+    error_message: str = ""
+    retry_after: float | None = None
+    body: Mapping[str, Any] | None = None
+
+
+# Assumed codes (../shared contract, "Errors"): LMS365 names only the error shape.
+ALREADY_ENROLLED_CODE = "UserAlreadyEnrolled"
+NOT_ENROLLED_CODE = "UserNotEnrolled"
+
+# Gateways answer 502/504 when they lost the backend's reply, not only when the
+# backend never saw the request: for a POST that is a doubt, not a clean failure.
+_IN_DOUBT_STATUSES = frozenset({502, 504})
+_RETRY_STATUSES = frozenset({500, 503})
+
+#: What each code means, in words an HR person understands, and what to do about it.
+EXPLANATIONS: Mapping[str, tuple[str, str]] = {
+    "InvalidCourseSession": (
+        "the session is not one of this course's sessions, or the course has no sessions",
+        "copy the session id from the course's session list, or leave it empty for e-learning",
+    ),
+    "TooManySessions": (
+        "the course lets a learner attend only one session, but several were given",
+        "keep one session id in the row",
+    ),
+    "SessionClosed": (
+        "the session has ended or its registration deadline has passed",
+        "choose a later session, or extend the deadline in LMS365",
+    ),
+    "MaxAttendeesReached": (
+        "the session is full",
+        "choose another session, raise the seat limit, or use --ignore-max-attendees",
+    ),
+    "CourseNotAvailable": (
+        "the course is deleted, ended or not published",
+        "publish the course in LMS365 or correct the course id",
+    ),
+    "CourseNotFound": (
+        "no course has this id in LMS365",
+        "correct the course id (it is the number in the course's address)",
+    ),
+    "UserNotFound": (
+        "no user or group with this login name exists in LMS365",
+        "check the spelling, or sync the user to LMS365 first",
+    ),
+    "UserAlreadyEnrolled": (
+        "the user was already enrolled in the course",
+        "nothing to do",
+    ),
+    "UserNotEnrolled": (
+        "the user was not enrolled in the course, so there was nothing to unenroll",
+        "nothing to do",
+    ),
+    "Unauthorized": (
+        "LMS365 refused the API key",
+        "check LMS365_API_KEY (Admin Center > Global Settings > API Key Management)",
+    ),
+    "Forbidden": (
+        "the API key is read-only",
+        "use a Full Control API key",
+    ),
+    "TooManyRequests": (
+        "LMS365 kept throttling the requests",
+        "run again later or lower --rate; --resume sends only what is left",
+    ),
+}
+
+
+def explain(code: str) -> str:
+    """Return the plain-words meaning of an error code, or an empty string."""
+    return EXPLANATIONS.get(code, ("", ""))[0]
+
+
+def advice(code: str) -> str:
+    """Return what a person should do about an error code, or an empty string."""
+    return EXPLANATIONS.get(code, ("", ""))[1]
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Read a ``Retry-After`` header: delay-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds) or seconds < 0:
+        return 0.0
+    # A hostile or broken header must not park the whole run for hours.
+    return min(seconds, 300.0)
+
+
+def _error_fields(body: Any) -> tuple[str, str]:
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            return str(error.get("code") or ""), str(error.get("message") or "")
+    return "", ""
+
+
+def classify_response(response: httpx.Response, *, doubt: bool = False) -> Outcome:
+    """Classify an HTTP answer to any LMS365 request.
+
+    ``doubt`` says an earlier attempt of the same POST may have landed; a 409 then
+    means that attempt enrolled the user, so it counts as our success.
+    """
+    status = response.status_code
+    try:
+        body: Any = json.loads(response.content) if response.content else None
+    except ValueError:
+        body = None
+    code, message = _error_fields(body)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    mapping = body if isinstance(body, Mapping) else None
+
+    if 200 <= status < 300:
+        return Outcome(Verdict.SUCCESS, status, body=mapping)
+    if status in (401, 403):
+        code = code or ("Unauthorized" if status == 401 else "Forbidden")
+        return Outcome(Verdict.FATAL_AUTH, status, code, message or explain(code))
+    if status == 429:
+        return Outcome(Verdict.THROTTLED, status, code or "TooManyRequests", message, retry_after)
+    if status == 409 and code == ALREADY_ENROLLED_CODE:
+        verdict = Verdict.SUCCESS if doubt else Verdict.ALREADY_ENROLLED
+        return Outcome(verdict, status, code, message)
+    if status == 400 and code == NOT_ENROLLED_CODE:
+        return Outcome(Verdict.NOT_ENROLLED, status, code, message)
+    if status in _IN_DOUBT_STATUSES:
+        return Outcome(Verdict.IN_DOUBT, status, code or f"HTTP{status}", message, retry_after)
+    if status in _RETRY_STATUSES or status >= 500:
+        return Outcome(Verdict.RETRY, status, code or f"HTTP{status}", message, retry_after)
+    return Outcome(
+        Verdict.REJECTED,
+        status,
+        code or f"HTTP{status}",
+        message or response.reason_phrase or "request refused",
+    )
+
+
+# Raised before a single byte of the request could have reached the server.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def _was_not_sent(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        # The aiohttp transport maps every ClientConnectionError, a server that
+        # hung up after reading our POST included, to httpx.ConnectTimeout; only
+        # a failure to open the connection proves nothing was sent.
+        return isinstance(cause, aiohttp.ClientConnectorError)
+    return isinstance(exc, _NOT_SENT)
+
+
+def classify_exception(exc: BaseException) -> Outcome:
+    """Classify a transport failure: could the request have taken effect or not."""
+    name = type(exc.__cause__ or exc).__name__
+    if isinstance(exc, httpx.TransportError | aiohttp.ClientError | OSError) and _was_not_sent(exc):
+        return Outcome(Verdict.RETRY, None, name, "could not connect to LMS365")
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return Outcome(Verdict.IN_DOUBT, None, name, "LMS365 did not answer in time")
+    if isinstance(exc, httpx.TransportError | aiohttp.ClientError | OSError):
+        return Outcome(Verdict.IN_DOUBT, None, name, "the connection broke before LMS365 answered")
+    raise exc

@@ -1,0 +1,345 @@
+"""The ``batch-enroll`` command line: parse, call the library, print."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from batch_enroll import __version__
+from batch_enroll.loader import LoadError
+from batch_enroll.reporter import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Summary, render_summary
+from batch_enroll.runner import (
+    REGIONS,
+    ConfigError,
+    RunOptions,
+    resolve_base_url,
+    run_sheet,
+    validate_sheet,
+)
+
+API_KEY_ENV = "LMS365_API_KEY"
+BASE_URL_ENV = "LMS365_BASE_URL"
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    click.echo(f"batch-enroll: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _parse_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> float | None:
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither 'auto' nor a number") from None
+    if not rate > 0:
+        raise click.BadParameter("the rate must be above 0 requests per second")
+    return rate
+
+
+def _default_out(input_path: Path, suffix: str) -> Path:
+    return input_path.with_name(f"{input_path.stem}-{suffix}.csv")
+
+
+def _print_summary(summary: Summary) -> None:
+    click.echo(render_summary(summary))
+
+
+_connection_options = [
+    click.option(
+        "--base-url",
+        envvar=BASE_URL_ENV,
+        show_envvar=True,
+        help="API root, e.g. https://api.365.systems (default). http:// only to localhost.",
+    ),
+    click.option(
+        "--api-key",
+        envvar=API_KEY_ENV,
+        show_envvar=True,
+        help="LMS365 API key (Full Control to enroll). Prefer the environment variable.",
+    ),
+]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """Apply a shared list of click options, in order."""
+
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="batch-enroll")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr (no secrets).")
+def main(verbose: bool) -> None:
+    """Enroll people into LMS365 courses in bulk, from a CSV or Excel sheet."""
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(message)s")
+        # Their debug lines would repeat ours with less meaning.
+        for noisy in ("httpx", "httpcore", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results CSV (default: INPUT-results.csv beside the input).",
+)
+@_with(_connection_options)
+@click.option("--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    default=32,
+    show_default=True,
+    help="Most requests in flight at once.",
+)
+@click.option(
+    "--rate",
+    default="auto",
+    show_default=True,
+    callback=_parse_rate,
+    help="Requests per second for the whole run, or 'auto' to find the tenant's ceiling.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(0, 100),
+    default=5,
+    show_default=True,
+    help="Retries per row after a 5xx, a timeout or a broken connection.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each answer.",
+)
+@click.option(
+    "--require-session",
+    is_flag=True,
+    help="Treat an instructor-led row without a session as invalid instead of a warning.",
+)
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the summary as JSON (for schedulers).",
+)
+def run(
+    input_path: Path,
+    out: Path | None,
+    base_url: str | None,
+    api_key: str | None,
+    region: str | None,
+    concurrency: int,
+    rate: float | None,
+    max_retries: int,
+    timeout: float,
+    require_session: bool,
+    no_progress: bool,
+    summary_json: Path | None,
+) -> None:
+    """Validate INPUT, enroll its valid rows, and write a results CSV."""
+    try:
+        url = resolve_base_url(base_url, region)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not api_key:
+        _fail(f"no API key: set {API_KEY_ENV} or pass --api-key")
+    assert api_key is not None
+    options = RunOptions(
+        base_url=url,
+        api_key=api_key,
+        concurrency=concurrency,
+        rate=rate,
+        max_retries=max_retries,
+        timeout=timeout,
+        require_session=require_session,
+        progress=not no_progress and sys.stderr.isatty(),
+    )
+    try:
+        summary = run_sheet(
+            input_path,
+            out=out or _default_out(input_path, "results"),
+            options=options,
+            summary_json=summary_json,
+        )
+    except LoadError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted before anything was sent", EXIT_INTERRUPTED)
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    _print_summary(summary)
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the per-row verdicts to this CSV.",
+)
+@_with(_connection_options)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Check the cells only; do not read course and session rules from LMS365.",
+)
+@click.option(
+    "--require-session",
+    is_flag=True,
+    help="Treat an instructor-led row without a session as invalid instead of a warning.",
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the summary as JSON.",
+)
+def validate(
+    input_path: Path,
+    report: Path | None,
+    base_url: str | None,
+    api_key: str | None,
+    offline: bool,
+    require_session: bool,
+    summary_json: Path | None,
+) -> None:
+    """Check INPUT against LMS365's rules without enrolling anyone."""
+    options: RunOptions | None = None
+    if not offline:
+        if not api_key:
+            _fail(
+                f"checking session rules reads the courses from LMS365: set {API_KEY_ENV}"
+                " (or --api-key), or pass --offline to check the cells only"
+            )
+        assert api_key is not None
+        try:
+            url = resolve_base_url(base_url, None)
+        except ConfigError as exc:
+            _fail(str(exc))
+        options = RunOptions(base_url=url, api_key=api_key, require_session=require_session)
+    try:
+        summary = validate_sheet(
+            input_path, report=report, options=options, summary_json=summary_json
+        )
+    except LoadError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    _print_summary(summary)
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8365, show_default=True)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Delay added to every API answer.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Throttle: requests per second per key (0: none); beyond it, 429 + Retry-After.",
+)
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of requests answered 500/502/503/504 without effect.",
+)
+@click.option(
+    "--drop-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of enrollments made and then answered by a dropped connection.",
+)
+@click.option(
+    "--catalog",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Courses, sessions, users and keys as JSON (default: the bundled sample).",
+)
+def simulate(
+    host: str,
+    port: int,
+    latency_ms: float,
+    rate_limit: float,
+    fault_rate: float,
+    drop_rate: float,
+    catalog: Path | None,
+) -> None:
+    """Serve a local simulator of the LMS365 API until Ctrl+C."""
+    from batch_enroll.simulator import create_app, load_catalog, serve
+
+    try:
+        loaded = load_catalog(catalog or _bundled("catalog.json"))
+    except (OSError, ValueError) as exc:
+        _fail(f"{catalog}: {exc}")
+    app = create_app(
+        loaded,
+        latency_ms=latency_ms,
+        rate_limit=rate_limit or None,
+        fault_rate=fault_rate,
+        drop_rate=drop_rate,
+    )
+    click.echo(f"LMS365 simulator on http://{host}:{port} (Ctrl+C to stop)", err=True)
+    serve(app, host=host, port=port)
+
+
+def _bundled(name: str) -> Path:
+    return Path(str(resources.files("batch_enroll") / "data" / name))
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("results/demo-results.csv"),
+    show_default=True,
+    help="Where to write the demo's results CSV.",
+)
+def demo(out: Path) -> None:
+    """Run the sample onboarding sheet against a built-in simulator."""
+    from batch_enroll.simulator import SimulatorServer, create_app, load_catalog
+
+    catalog = load_catalog(_bundled("catalog.json"))
+    key = next(k.key for k in catalog.api_keys if k.access == "FullControl")
+    # A little latency, throttling and flakiness, so the demo shows what the tool survives.
+    app = create_app(catalog, latency_ms=20, rate_limit=40, fault_rate=0.05, seed=7)
+    with SimulatorServer(app) as server:
+        click.echo(f"Simulator listening on {server.base_url}", err=True)
+        options = RunOptions(
+            base_url=server.base_url,
+            api_key=key,
+            concurrency=8,
+            progress=sys.stderr.isatty(),
+        )
+        summary = run_sheet(_bundled("onboarding.csv"), out=out, options=options)
+    _print_summary(summary)
+    click.echo(f"The results CSV went to {out.resolve()}")

@@ -1,0 +1,407 @@
+"""Talk to the LMS365 API: one request at a time, retried safely, paced by the shared limiter."""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from batch_enroll.classifier import Outcome, Verdict, classify_exception, classify_response
+from batch_enroll.model import (
+    ALREADY_ENROLLED,
+    ENROLLED,
+    FAILED,
+    UNENROLLED,
+    Job,
+    RowResult,
+)
+from batch_enroll.ratelimit import RateLimiter
+
+__all__ = ["AuthFailure", "LmsClient", "RequestEvent", "make_transport", "odata_quote"]
+
+log = logging.getLogger("batch_enroll")
+
+CLAIMS_PREFIX = "i:0#.f|membership|"
+#: Consecutive 429s one row may meet before it is given up; they do not use up
+#: --max-retries because the shared pause, not the row, is what waits them out.
+MAX_THROTTLED = 50
+
+RequestEvent = Mapping[str, Any]
+
+
+class AuthFailure(Exception):
+    """LMS365 refused the key: no request of this run can succeed."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(
+            f"HTTP {outcome.http_status} {outcome.error_code}: {outcome.error_message}"
+        )
+        self.outcome = outcome
+
+
+class CallFailed(Exception):
+    """A read request failed for good."""
+
+    def __init__(self, outcome: Outcome, attempts: int) -> None:
+        super().__init__(outcome.error_message or outcome.error_code)
+        self.outcome = outcome
+        self.attempts = attempts
+
+
+def odata_quote(value: str) -> str:
+    """Quote a string literal for an OData ``$filter``."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def make_transport(
+    *, concurrency: int, verify: ssl.SSLContext | str | bool = True
+) -> httpx.AsyncBaseTransport:
+    """Build the fast default transport, its pool sized to the concurrency."""
+    # httpx's own pool tops out far below what a tenant's throttle allows
+    # (encode/httpx#3215); aiohttp's keeps up while callers keep httpx's API.
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, verify=verify)
+    return transport
+
+
+def _login_variants(login: str) -> list[str]:
+    # The Enrollments filter is assumed to match the stored login exactly; a
+    # sheet may hold the plain UPN where LMS365 keeps the claims form, or back.
+    if login.lower().startswith(CLAIMS_PREFIX):
+        return [login, login[len(CLAIMS_PREFIX) :]]
+    if "@" in login:
+        return [login, CLAIMS_PREFIX + login]
+    return [login]
+
+
+class LmsClient:
+    """An LMS365 API client whose every request shares one rate limiter."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        limiter: RateLimiter,
+        concurrency: int = 16,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        on_event: Callable[[RequestEvent], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.limiter = limiter
+        self.max_retries = max_retries
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._on_event = on_event
+        self._rng = rng or random.Random()
+        if transport is None:
+            transport = make_transport(concurrency=concurrency, verify=verify)
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            auth=httpx.BasicAuth("api", api_key),
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"Accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> LmsClient:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._http.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    # -- one request ------------------------------------------------------------
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        doubt: bool = False,
+    ) -> Outcome:
+        await self.limiter.acquire()
+        started = time.monotonic()
+        try:
+            response = await self._http.request(method, url, json=json, params=params)
+        except (httpx.TransportError, OSError) as exc:
+            outcome = classify_exception(exc)
+        else:
+            outcome = classify_response(response, doubt=doubt)
+        if outcome.verdict is Verdict.THROTTLED:
+            self.limiter.on_throttle(outcome.retry_after)
+        elif outcome.http_status is not None:
+            self.limiter.on_answer()
+        elapsed = time.monotonic() - started
+        if self._on_event is not None or log.isEnabledFor(logging.DEBUG):
+            event = {
+                "method": method,
+                "path": urlsplit(url).path or url,
+                "http_status": outcome.http_status,
+                "verdict": outcome.verdict.value,
+                "error_code": outcome.error_code,
+                "elapsed_ms": round(elapsed * 1000, 1),
+            }
+            log.debug(
+                "%s %s -> %s %s", method, event["path"], outcome.http_status, outcome.verdict.value
+            )
+            if self._on_event is not None:
+                self._on_event(event)
+        if outcome.verdict is Verdict.FATAL_AUTH:
+            raise AuthFailure(outcome)
+        return outcome
+
+    async def _wait_before_retry(self, outcome: Outcome, retry_number: int) -> None:
+        if outcome.verdict is Verdict.THROTTLED and outcome.retry_after is not None:
+            return  # the shared limiter is already paused for everyone
+        if outcome.retry_after is not None:
+            await anyio.sleep(outcome.retry_after)
+            return
+        # Full jitter keeps a crowd of failed workers from retrying in step.
+        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (retry_number - 1))
+        await anyio.sleep(self._rng.uniform(0, ceiling))
+
+    async def _get(self, url: str, *, params: Mapping[str, str] | None = None) -> Outcome:
+        """GET with retries; reads are safe to repeat whatever went wrong."""
+        retries = throttled = attempts = 0
+        while True:
+            outcome = await self._once("GET", url, params=params)
+            attempts += 1
+            verdict = outcome.verdict
+            if verdict in (Verdict.SUCCESS, Verdict.REJECTED):
+                return outcome
+            if verdict is Verdict.THROTTLED:
+                throttled += 1
+                if throttled > MAX_THROTTLED:
+                    raise CallFailed(outcome, attempts)
+                await self._wait_before_retry(outcome, throttled)
+                continue
+            retries += 1
+            if retries > self.max_retries:
+                raise CallFailed(outcome, attempts)
+            await self._wait_before_retry(outcome, retries)
+
+    async def _get_all(self, url: str, *, params: Mapping[str, str] | None = None) -> list[Any]:
+        """GET a collection, following ``@odata.nextLink`` to the end."""
+        items: list[Any] = []
+        next_url: str | None = url
+        next_params = params
+        while next_url:
+            outcome = await self._get(next_url, params=next_params)
+            if outcome.verdict is not Verdict.SUCCESS or outcome.body is None:
+                raise CallFailed(outcome, 1)
+            value = outcome.body.get("value")
+            if isinstance(value, list):
+                items.extend(value)
+            link = outcome.body.get("@odata.nextLink")
+            next_url = link if isinstance(link, str) and link else None
+            next_params = None  # the link carries its own query
+        return items
+
+    # -- reads ------------------------------------------------------------------
+
+    async def get_course(self, course_id: int) -> Mapping[str, Any] | None:
+        """Return a course with its sessions, or None when LMS365 has no such course."""
+        outcome = await self._get(
+            f"/odata/v2/Courses({course_id})", params={"$expand": "CourseSessions"}
+        )
+        if outcome.verdict is Verdict.SUCCESS and outcome.body is not None:
+            return outcome.body
+        if outcome.http_status == 404:
+            return None
+        raise CallFailed(outcome, 1)
+
+    async def find_enrollments(
+        self, course_id: int, login: str | None = None
+    ) -> list[Mapping[str, Any]]:
+        """List a course's enrollments, or one user's enrollment in it."""
+        logins = _login_variants(login) if login is not None else [None]
+        for variant in logins:
+            flt = f"CourseId eq {course_id}"
+            if variant is not None:
+                flt += f" and UserLoginName eq {odata_quote(variant)}"
+            found = await self._get_all("/odata/v2/Enrollments", params={"$filter": flt})
+            if found:
+                return [item for item in found if isinstance(item, Mapping)]
+        return []
+
+    async def find_user_by_email(self, email: str) -> Mapping[str, Any] | None:
+        """Return the LMS365 user with this e-mail, or None."""
+        found = await self._get_all(
+            "/odata/v2/Users", params={"$filter": f"Email eq {odata_quote(email)}"}
+        )
+        return found[0] if found and isinstance(found[0], Mapping) else None
+
+    # -- writes -----------------------------------------------------------------
+
+    async def enroll(self, job: Job) -> RowResult:
+        """Enroll one user, never twice: an unanswered POST is checked before it is resent."""
+        body: dict[str, Any] = {"userLoginName": job.login}
+        if job.session_ids:
+            body["courseSessionIds"] = list(job.session_ids)
+        if job.ignore_max_attendees:
+            body["ignoreMaxAttendees"] = True
+        if job.ignore_enrollment_flow:
+            body["ignoreEnrollmentFlow"] = True
+        url = f"/odata/v2/Courses({job.course_id})/Enroll"
+
+        async def landed() -> RowResult | None:
+            found = await self.find_enrollments(job.course_id, job.login)
+            return _from_enrollment(job, ENROLLED, found[0], None) if found else None
+
+        return await self._post(job, url, body, landed=landed, success=ENROLLED)
+
+    async def unenroll(self, job: Job) -> RowResult:
+        """Unenroll one user; a user who held no enrollment is reported, not failed."""
+        body: dict[str, Any] = {"userLoginName": job.login}
+        if job.message:
+            body["message"] = job.message
+        url = f"/odata/v2/Courses({job.course_id})/Unenroll"
+
+        async def landed() -> RowResult | None:
+            found = await self.find_enrollments(job.course_id, job.login)
+            return None if found else RowResult(job.index, UNENROLLED)
+
+        return await self._post(job, url, body, landed=landed, success=UNENROLLED)
+
+    async def _post(
+        self,
+        job: Job,
+        url: str,
+        body: Mapping[str, Any],
+        *,
+        landed: Callable[[], Awaitable[RowResult | None]],
+        success: str,
+    ) -> RowResult:
+        attempts = retries = throttled = 0
+        doubt = False
+        while True:
+            outcome = await self._once("POST", url, json=body, doubt=doubt)
+            attempts += 1
+            verdict = outcome.verdict
+            if verdict is Verdict.SUCCESS:
+                if outcome.http_status == 409:
+                    # Our earlier, unanswered attempt is what enrolled the user.
+                    result = await self._confirm(landed) or RowResult(job.index, success)
+                    return _finish(result, outcome.http_status, attempts)
+                return _finish(
+                    _from_enrollment(job, success, outcome.body, outcome.http_status),
+                    outcome.http_status,
+                    attempts,
+                )
+            if verdict is Verdict.ALREADY_ENROLLED:
+                existing = await self._confirm(landed)
+                result = RowResult(job.index, ALREADY_ENROLLED)
+                if existing is not None:
+                    result.registration_date = existing.registration_date
+                    result.enrollment_id = existing.enrollment_id
+                result.error_code = outcome.error_code
+                result.error_message = outcome.error_message
+                return _finish(result, outcome.http_status, attempts)
+            if verdict is Verdict.NOT_ENROLLED:
+                result = RowResult(
+                    job.index,
+                    UNENROLLED,
+                    error_code=outcome.error_code,
+                    warnings=["the user held no enrollment in this course; nothing was changed"],
+                )
+                return _finish(result, outcome.http_status, attempts)
+            if verdict is Verdict.REJECTED:
+                return _failed(job, outcome, attempts)
+            if verdict is Verdict.THROTTLED:
+                throttled += 1
+                if throttled > MAX_THROTTLED:
+                    return _failed(job, outcome, attempts)
+                await self._wait_before_retry(outcome, throttled)
+                continue
+            if verdict is Verdict.IN_DOUBT:
+                doubt = True
+                try:
+                    confirmed = await landed()
+                except CallFailed:
+                    # Resending blind could enroll twice; leave it to a person or --resume.
+                    return _unconfirmed(job, outcome, attempts)
+                if confirmed is not None:
+                    return _finish(confirmed, outcome.http_status, attempts)
+            retries += 1
+            if retries > self.max_retries:
+                return _failed(job, outcome, attempts, gave_up=True)
+            await self._wait_before_retry(outcome, retries)
+
+    async def _confirm(self, landed: Callable[[], Awaitable[RowResult | None]]) -> RowResult | None:
+        """Look up what an earlier attempt left, when LMS365 can tell."""
+        try:
+            return await landed()
+        except CallFailed:
+            return None
+
+
+def _finish(result: RowResult, http_status: int | None, attempts: int) -> RowResult:
+    result.http_status = http_status
+    result.attempts = attempts
+    return result
+
+
+def _failed(job: Job, outcome: Outcome, attempts: int, *, gave_up: bool = False) -> RowResult:
+    message = outcome.error_message or outcome.error_code
+    if gave_up:
+        message = f"gave up after {attempts} attempts: {message}"
+    return RowResult(
+        job.index,
+        FAILED,
+        http_status=outcome.http_status,
+        attempts=attempts,
+        error_code=outcome.error_code,
+        error_message=message,
+    )
+
+
+UNCONFIRMED = "Unconfirmed"
+
+
+def _unconfirmed(job: Job, outcome: Outcome, attempts: int) -> RowResult:
+    return RowResult(
+        job.index,
+        FAILED,
+        http_status=outcome.http_status,
+        attempts=attempts,
+        error_code=UNCONFIRMED,
+        error_message=(
+            f"LMS365 did not answer ({outcome.error_code}) and could not be asked whether"
+            " the request took effect; check this user in LMS365 before sending it again"
+        ),
+    )
+
+
+def _from_enrollment(
+    job: Job, status: str, body: Mapping[str, Any] | None, http_status: int | None
+) -> RowResult:
+    result = RowResult(job.index, status, http_status=http_status)
+    if body:
+        result.registration_date = str(body.get("RegistrationDate") or "")
+        enrollment_id = body.get("Id")
+        result.enrollment_id = "" if enrollment_id is None else str(enrollment_id)
+        if body.get("RegistrationStatus") == "Pending":
+            result.warnings.append("the enrollment awaits approval in LMS365")
+    return result

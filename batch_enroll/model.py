@@ -1,0 +1,88 @@
+"""The records that flow from the validator through the pool to the reporter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+ENROLLED: Final = "enrolled"
+ALREADY_ENROLLED: Final = "already_enrolled"
+SKIPPED_ENROLLED: Final = "skipped_enrolled"
+UNENROLLED: Final = "unenrolled"
+INVALID: Final = "invalid"
+DUPLICATE: Final = "duplicate"
+FAILED: Final = "failed"
+NOT_ATTEMPTED: Final = "not_attempted"
+
+#: Statuses of a finished run, in the order the summary lists them.
+RUN_STATUSES: Final = (
+    ENROLLED,
+    ALREADY_ENROLLED,
+    SKIPPED_ENROLLED,
+    UNENROLLED,
+    DUPLICATE,
+    INVALID,
+    FAILED,
+    NOT_ATTEMPTED,
+)
+#: Statuses that leave the run's exit code at 0.
+SUCCESS_STATUSES: Final = frozenset(
+    {ENROLLED, ALREADY_ENROLLED, SKIPPED_ENROLLED, UNENROLLED, DUPLICATE}
+)
+#: Statuses that a resumed run never sends again.
+FINAL_STATUSES: Final = frozenset(
+    {ENROLLED, ALREADY_ENROLLED, SKIPPED_ENROLLED, UNENROLLED, FAILED}
+)
+
+OK: Final = "ok"
+WARNING: Final = "warning"
+#: Statuses of the validate report.
+CHECK_STATUSES: Final = (OK, WARNING, INVALID, DUPLICATE)
+
+ENROLL: Final = "enroll"
+UNENROLL: Final = "unenroll"
+
+RESULT_COLUMNS: Final = (
+    "row",
+    "course_id",
+    "user_login_name",
+    "course_session_ids",
+    "status",
+    "http_status",
+    "registration_date",
+    "enrollment_id",
+    "attempts",
+    "error_code",
+    "error_message",
+    "warnings",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One request to send: a sheet row that passed validation."""
+
+    index: int
+    row: int
+    course_id: int
+    login: str
+    session_ids: tuple[str, ...] = ()
+    action: str = ENROLL
+    message: str = ""
+    ignore_max_attendees: bool = False
+    ignore_enrollment_flow: bool = False
+
+
+@dataclass(slots=True)
+class RowResult:
+    """What happened to one sent row."""
+
+    index: int
+    status: str
+    http_status: int | None = None
+    registration_date: str = ""
+    enrollment_id: str = ""
+    attempts: int = 0
+    error_code: str = ""
+    error_message: str = ""
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,126 @@
+"""Send jobs concurrently: a bounded queue feeding a fixed set of workers."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from batch_enroll.client import AuthFailure, LmsClient
+from batch_enroll.model import FAILED, UNENROLL, Job, RowResult
+
+__all__ = ["PoolEnd", "PoolReport", "StopControl", "send_jobs"]
+
+
+class PoolEnd(enum.Enum):
+    """Why the pool stopped."""
+
+    DONE = "done"
+    AUTH = "auth"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class StopControl:
+    """A stop asked for from outside: take no new rows, then cancel after a grace period."""
+
+    requested: bool = False
+    scope: anyio.CancelScope | None = None
+
+    def request(self, *, grace: float) -> None:
+        """Stop taking rows; cancel requests still in flight after ``grace`` seconds."""
+        if self.requested:
+            self.cancel()
+            return
+        self.requested = True
+        if self.scope is not None:
+            self.scope.deadline = min(self.scope.deadline, anyio.current_time() + grace)
+
+    def cancel(self) -> None:
+        """Stop at once."""
+        self.requested = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+@dataclass
+class PoolReport:
+    """What the pool did: how it ended and which jobs were cut off in flight."""
+
+    end: PoolEnd = PoolEnd.DONE
+    auth_failure: AuthFailure | None = None
+    #: Jobs whose request had started when the run was cancelled; they may have landed.
+    cut_off: list[Job] = field(default_factory=list)
+
+
+async def send_jobs(
+    jobs: Iterable[Job],
+    *,
+    client: LmsClient,
+    concurrency: int,
+    on_result: Callable[[RowResult], None],
+    stop: StopControl | None = None,
+) -> PoolReport:
+    """Send every job, calling ``on_result`` once per finished job, in completion order."""
+    stop = stop or StopControl()
+    report = PoolReport()
+    in_flight: dict[int, Job] = {}
+    # A queue no deeper than the pool: rows wait here, not in httpx's connection pool.
+    send, receive = anyio.create_memory_object_stream[Job](max(1, concurrency))
+
+    async def worker(group: TaskGroup, queue: MemoryObjectReceiveStream[Job]) -> None:
+        async with queue as stream:
+            async for job in stream:
+                if stop.requested:
+                    return
+                in_flight[job.index] = job
+                try:
+                    if job.action == UNENROLL:
+                        result = await client.unenroll(job)
+                    else:
+                        result = await client.enroll(job)
+                except AuthFailure as exc:
+                    del in_flight[job.index]
+                    outcome = exc.outcome
+                    on_result(
+                        RowResult(
+                            job.index,
+                            FAILED,
+                            http_status=outcome.http_status,
+                            attempts=1,
+                            error_code=outcome.error_code,
+                            error_message=outcome.error_message,
+                        )
+                    )
+                    if report.auth_failure is None:
+                        report.auth_failure = exc
+                    group.cancel_scope.cancel()
+                    return
+                del in_flight[job.index]
+                on_result(result)
+
+    async def producer() -> None:
+        async with send:
+            for job in jobs:
+                if stop.requested:
+                    return
+                await send.send(job)
+
+    with anyio.CancelScope() as scope:
+        stop.scope = scope
+        async with anyio.create_task_group() as group:
+            for _ in range(max(1, concurrency)):
+                group.start_soon(worker, group, receive.clone())
+            group.start_soon(producer)
+            receive.close()
+    stop.scope = None
+    report.cut_off = sorted(in_flight.values(), key=lambda job: job.index)
+    if report.auth_failure is not None:
+        report.end = PoolEnd.AUTH
+    elif stop.requested or scope.cancel_called:
+        report.end = PoolEnd.INTERRUPTED
+    return report

@@ -1,0 +1,295 @@
+"""Write the results sheet and the summary people and schedulers read."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from batch_enroll.classifier import advice, explain
+from batch_enroll.model import (
+    CHECK_STATUSES,
+    FAILED,
+    INVALID,
+    NOT_ATTEMPTED,
+    RESULT_COLUMNS,
+    RUN_STATUSES,
+    SUCCESS_STATUSES,
+    RowResult,
+)
+
+__all__ = [
+    "SUMMARY_SCHEMA_VERSION",
+    "Summary",
+    "neutralise",
+    "render_summary",
+    "results_frame",
+    "write_csv",
+    "write_summary_json",
+]
+
+SUMMARY_SCHEMA_VERSION = 1
+#: How many row numbers the summary lists per problem.
+EXAMPLE_ROWS = 5
+
+# OWASP CSV injection: a spreadsheet runs a cell that starts with one of these.
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+EXIT_OK = 0
+EXIT_ROW_PROBLEMS = 1
+EXIT_BAD_INPUT = 2
+EXIT_AUTH = 3
+EXIT_INTERRUPTED = 130
+
+
+def neutralise(column: pd.Series[Any]) -> pd.Series[Any]:
+    """Prefix a ``'`` to cells a spreadsheet would run as a formula; keep the value."""
+    text = column.astype(str)
+    risky = text.str.contains(_FORMULA_START, regex=True)
+    if not risky.any():
+        return text
+    return text.where(~risky, "'" + text)
+
+
+def _fill_results(checked: pd.DataFrame, results: Mapping[int, RowResult]) -> pd.DataFrame:
+    n = len(checked)
+    status = checked["status"].to_numpy(dtype=object, copy=True)
+    http_status = [""] * n
+    registration = [""] * n
+    enrollment = [""] * n
+    attempts = [""] * n
+    codes = checked["error_code"].to_numpy(dtype=object, copy=True)
+    messages = checked["error_message"].to_numpy(dtype=object, copy=True)
+    warnings = checked["warnings"].to_numpy(dtype=object, copy=True)
+    sendable = (checked["status"] == "ok") | (checked["status"] == "warning")
+    for pos in sendable.to_numpy().nonzero()[0].tolist():
+        result = results.get(int(checked.index[pos]))
+        if result is None:
+            status[pos] = NOT_ATTEMPTED
+            continue
+        status[pos] = result.status
+        http_status[pos] = "" if result.http_status is None else str(result.http_status)
+        registration[pos] = result.registration_date
+        enrollment[pos] = result.enrollment_id
+        attempts[pos] = str(result.attempts) if result.attempts else ""
+        codes[pos] = result.error_code
+        messages[pos] = result.error_message
+        if result.warnings:
+            extra = "; ".join(result.warnings)
+            warnings[pos] = f"{warnings[pos]}; {extra}" if warnings[pos] else extra
+    frame = checked.copy()
+    frame["status"] = status
+    frame["http_status"] = http_status
+    frame["registration_date"] = registration
+    frame["enrollment_id"] = enrollment
+    frame["attempts"] = attempts
+    frame["error_code"] = codes
+    frame["error_message"] = messages
+    frame["warnings"] = warnings
+    return frame
+
+
+def results_frame(
+    checked: pd.DataFrame,
+    *,
+    extra_columns: Sequence[str],
+    results: Mapping[int, RowResult] | None = None,
+) -> pd.DataFrame:
+    """Lay out one output row per input row, in input order.
+
+    Without ``results`` this is the validate report (ok, warning, invalid,
+    duplicate); with them, rows that were to be sent take their outcome, and
+    those that have none are ``not_attempted``.
+    """
+    frame = checked if results is None else _fill_results(checked, results)
+    out = pd.DataFrame(index=frame.index)
+    out["row"] = frame["row"].astype("int64")
+    out["course_id"] = frame["course_id"]
+    out["user_login_name"] = frame["user_login_name"]
+    normalised = frame["_sessions"].astype(str)
+    out["course_session_ids"] = normalised.where(normalised != "", frame["course_session_ids"])
+    out["status"] = frame["status"]
+    for column in RESULT_COLUMNS[5:]:
+        out[column] = frame[column] if column in frame.columns else ""
+    taken = set(RESULT_COLUMNS)
+    for column in extra_columns:
+        name = column
+        while name in taken:
+            # An input column may share a name with ours; keep both, visibly.
+            name = f"input_{name}"
+        taken.add(name)
+        out[name] = frame[column]
+    return out.reset_index(drop=True)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a results or report sheet atomically, neutralising formula cells."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if column != "row":
+            safe[column] = neutralise(safe[column])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so a crash never leaves half a sheet.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            safe.to_csv(handle, index=False, lineterminator="\r\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Problem:
+    """One kind of problem: how many rows, a few of them, and what to do."""
+
+    count: int
+    rows: list[int]
+    meaning: str
+    advice: str
+
+
+@dataclass
+class Summary:
+    """The outcome of a run or a validation, as people and schedulers read it."""
+
+    command: str
+    input: str
+    input_sha256: str
+    output: str
+    rows: int
+    counts: dict[str, int]
+    errors: dict[str, Problem]
+    by_course: dict[str, dict[str, int]]
+    started_at: str
+    finished_at: str
+    elapsed_seconds: float
+    exit_code: int
+    requests: int = 0
+    throttled: int = 0
+    rate_found: float | None = None
+    enrollments_per_second: float = 0.0
+    stopped_because: str = ""
+    schema_version: int = SUMMARY_SCHEMA_VERSION
+    warnings: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the documented, versioned JSON form."""
+        return asdict(self)
+
+
+def summarise(
+    frame: pd.DataFrame,
+    *,
+    command: str,
+    input_path: str,
+    input_sha256: str,
+    output: str,
+    started_at: str,
+    finished_at: str,
+    elapsed: float,
+    exit_code: int,
+) -> Summary:
+    """Count a results or report frame by status, error code and course."""
+    statuses = CHECK_STATUSES if command == "validate" else RUN_STATUSES
+    counted = Counter(frame["status"].tolist())
+    counts = {status: counted.get(status, 0) for status in statuses}
+    problems: dict[str, Problem] = {}
+    # Duplicates, already-enrolled and not-enrolled rows carry a code but need no action.
+    failing = frame[(frame["error_code"] != "") & ~frame["status"].isin(SUCCESS_STATUSES)]
+    if not failing.empty:
+        for code, group in failing.groupby("error_code", sort=False):
+            code = str(code)
+            sample = group["error_message"].iloc[0]
+            problems[code] = Problem(
+                count=len(group),
+                rows=[int(r) for r in group["row"].head(EXAMPLE_ROWS)],
+                meaning=explain(code) or str(sample),
+                advice=advice(code),
+            )
+    by_course: dict[str, dict[str, int]] = {}
+    if len(frame):
+        table = frame.groupby(["course_id", "status"]).size()
+        for course, status, count in zip(
+            table.index.get_level_values(0),
+            table.index.get_level_values(1),
+            table.to_numpy().tolist(),
+            strict=True,
+        ):
+            by_course.setdefault(str(course), {})[str(status)] = int(count)
+    done = sum(counted.get(s, 0) for s in ("enrolled", "unenrolled"))
+    return Summary(
+        command=command,
+        input=input_path,
+        input_sha256=input_sha256,
+        output=output,
+        rows=len(frame),
+        counts=counts,
+        errors=dict(sorted(problems.items(), key=lambda item: -item[1].count)),
+        by_course=by_course,
+        started_at=started_at,
+        finished_at=finished_at,
+        elapsed_seconds=round(elapsed, 3),
+        exit_code=exit_code,
+        enrollments_per_second=round(done / elapsed, 1) if elapsed > 0 else 0.0,
+        warnings=int((frame["warnings"] != "").sum()),
+    )
+
+
+def exit_code_for(counts: Mapping[str, int]) -> int:
+    """Return 0 when every row ended well, 1 when some are invalid, failed or unsent."""
+    bad = sum(n for status, n in counts.items() if status not in SUCCESS_STATUSES)
+    return EXIT_OK if bad == 0 else EXIT_ROW_PROBLEMS
+
+
+def render_summary(summary: Summary) -> str:
+    """Render the summary for a terminal."""
+    lines: list[str] = []
+    verb = "Checked" if summary.command == "validate" else "Processed"
+    lines.append(
+        f"{verb} {summary.rows} rows from {summary.input} in {summary.elapsed_seconds:.1f} s"
+    )
+    width = max((len(s) for s in summary.counts), default=0)
+    for status, count in summary.counts.items():
+        if count or status in ("enrolled", "ok", INVALID, FAILED):
+            lines.append(f"  {status:<{width}}  {count}")
+    if summary.command != "validate":
+        lines.append(
+            f"  {summary.enrollments_per_second} enrollments/s, {summary.requests} requests,"
+            f" {summary.throttled} throttled (429)"
+            + (f", rate settled at {summary.rate_found:.0f}/s" if summary.rate_found else "")
+        )
+    if summary.errors:
+        lines.append("Problems:")
+        for code, problem in summary.errors.items():
+            rows = ", ".join(str(r) for r in problem.rows)
+            more = " ..." if problem.count > len(problem.rows) else ""
+            lines.append(f"  {code} x{problem.count} (rows {rows}{more}): {problem.meaning}")
+            if problem.advice:
+                lines.append(f"      what to do: {problem.advice}")
+    if summary.warnings:
+        lines.append(f"  {summary.warnings} rows carry warnings (see the warnings column)")
+    lines.extend(summary.notes)
+    if summary.stopped_because:
+        lines.append(f"Stopped: {summary.stopped_because}")
+    lines.append(f"Results: {summary.output}")
+    return "\n".join(lines)
+
+
+def write_summary_json(summary: Summary, path: Path) -> None:
+    """Write the summary JSON for schedulers."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")

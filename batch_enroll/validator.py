@@ -1,0 +1,561 @@
+"""Flag the rows LMS365 would refuse, before anything is sent.
+
+Offline rules look at the cells alone and run vectorised, so a million-row sheet
+checks in seconds. Session rules need each course's metadata, read once per
+course; they follow the session-rule table of the API contract row by row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import pandas as pd
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from batch_enroll.client import CLAIMS_PREFIX, CallFailed, LmsClient
+from batch_enroll.model import DUPLICATE, ENROLL, INVALID, OK, UNENROLL, WARNING, Job
+
+__all__ = [
+    "CourseInfo",
+    "check_offline",
+    "check_sessions",
+    "fetch_courses",
+    "jobs_from",
+    "parse_bool",
+]
+
+CHECK_COLUMNS = ("status", "error_code", "error_message", "warnings")
+
+_INT = re.compile(r"\+?0*([0-9]{1,10})(?:\.0*)?")
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GUID_RE = re.compile(r"\{?(" + _GUID + r")\}?")
+_SESSION_SPLIT = re.compile(r"[;,|\s]+")
+# A plain UPN or e-mail; a SharePoint claims name; a group's name or custom group id.
+_EMAIL = r"[^@\s|]+@[^@\s|]+\.[^@\s|.]+"
+_LOGIN = re.compile(
+    r"(?:" + _EMAIL + r")"
+    r"|(?:[ic]:0[^|\s]*\|[^|\s]+\|\S+)"
+    r"|(?:[\w][\w.\-'&]*)"
+)
+_EXCEL_ERRORS = frozenset(
+    {"#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!", "#SPILL!", "#CALC!"}
+)
+_TRUE = frozenset({"true", "yes", "y", "1", "x"})
+_FALSE = frozenset({"false", "no", "n", "0", ""})
+_ACTIONS = {
+    "": ENROLL,
+    "enroll": ENROLL,
+    "enrol": ENROLL,
+    "add": ENROLL,
+    "unenroll": UNENROLL,
+    "unenrol": UNENROLL,
+    "remove": UNENROLL,
+}
+ILT_TYPES = frozenset({"ClassRoom", "Webinar"})
+MAX_COURSE_ID = 2**31 - 1
+
+
+def parse_bool(value: str) -> bool | None:
+    """Read a yes/no cell; None when it is neither."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
+
+def _mark(frame: pd.DataFrame, mask: pd.Series[bool], status: str, code: str, message: Any) -> None:
+    """Set a verdict on the rows of ``mask`` that are still clean."""
+    target = mask & (frame["status"] == OK)
+    if not target.any():
+        return
+    frame.loc[target, "status"] = status
+    frame.loc[target, "error_code"] = code
+    if isinstance(message, pd.Series):
+        frame.loc[target, "error_message"] = message[target]
+    else:
+        frame.loc[target, "error_message"] = message
+
+
+def _excel_error(column: pd.Series[str]) -> pd.Series[bool]:
+    return column.isin(_EXCEL_ERRORS)
+
+
+def _normalise_sessions(cell: str) -> str | None:
+    """Return the cell's GUIDs joined by ``;``, or None if one is not a GUID."""
+    ids: list[str] = []
+    for token in _SESSION_SPLIT.split(cell.strip()):
+        if not token:
+            continue
+        match = _GUID_RE.fullmatch(token)
+        if match is None:
+            return None
+        guid = match.group(1).lower()
+        if guid not in ids:
+            ids.append(guid)
+    return ";".join(ids)
+
+
+def _first_bad_session(cell: str) -> str:
+    for token in _SESSION_SPLIT.split(cell.strip()):
+        if token and _GUID_RE.fullmatch(token) is None:
+            return token
+    return cell
+
+
+def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
+    """Check every row's cells; return the sheet with verdict columns added.
+
+    Adds ``status`` (ok, invalid, duplicate), ``error_code``, ``error_message``,
+    ``warnings`` and the parsed ``_course``, ``_sessions``, ``_action`` columns.
+    """
+    frame = sheet.copy()
+    n = len(frame)
+    frame["status"] = OK
+    frame["error_code"] = ""
+    frame["error_message"] = ""
+    frame["warnings"] = ""
+    if n == 0:
+        frame["_course"] = pd.Series(dtype="Int64")
+        frame["_sessions"] = pd.Series(dtype=object)
+        frame["_action"] = pd.Series(dtype=object)
+        frame["_login_key"] = pd.Series(dtype=object)
+        return frame
+
+    course = frame["course_id"].astype(str)
+    digits = course.str.extract(_INT.pattern + "$", expand=False)
+    digits = digits.where(course.str.fullmatch(_INT.pattern), other=None)
+    parsed = pd.to_numeric(digits, errors="coerce").astype("Int64")
+    frame["_course"] = parsed
+    _mark(frame, course == "", INVALID, "MissingCourseId", "the course id is empty")
+    _mark(
+        frame,
+        _excel_error(course),
+        INVALID,
+        "InvalidCourseId",
+        "the course id cell holds the Excel error " + course,
+    )
+    bad_course = parsed.isna() | (parsed <= 0) | (parsed > MAX_COURSE_ID)
+    _mark(
+        frame,
+        bad_course.fillna(True).astype(bool),
+        INVALID,
+        "InvalidCourseId",
+        'the course id "' + course.str.slice(0, 60) + '" is not a positive whole number',
+    )
+
+    login = frame["user_login_name"].astype(str)
+    _mark(frame, login == "", INVALID, "MissingLogin", "the user's login name is empty")
+    _mark(
+        frame,
+        _excel_error(login),
+        INVALID,
+        "InvalidLogin",
+        "the login name cell holds the Excel error " + login,
+    )
+    _mark(
+        frame,
+        login.str.contains(r"\s", regex=True),
+        INVALID,
+        "InvalidLogin",
+        'the login name "' + login.str.slice(0, 80) + '" contains spaces',
+    )
+    _mark(
+        frame,
+        ~login.str.fullmatch(_LOGIN.pattern),
+        INVALID,
+        "InvalidLogin",
+        '"'
+        + login.str.slice(0, 80)
+        + '" is not an e-mail address, a login name (i:0#.f|membership|...) or a group name',
+    )
+
+    raw_sessions = frame["course_session_ids"].astype(str)
+    sessions = pd.Series("", index=frame.index, dtype=object)
+    has_sessions = raw_sessions != ""
+    if has_sessions.any():
+        normalised = raw_sessions[has_sessions].map(_normalise_sessions)
+        sessions[has_sessions] = normalised.fillna("")
+        bad = pd.Series(False, index=frame.index)
+        bad[has_sessions] = normalised.isna()
+        if bad.any():
+            bad_token = raw_sessions[bad].map(_first_bad_session).str.slice(0, 60)
+            message = pd.Series("", index=frame.index, dtype=object)
+            message[bad] = 'the session id "' + bad_token + '" is not a session id (a GUID)'
+            _mark(frame, bad, INVALID, "InvalidSessionId", message)
+    frame["_sessions"] = sessions
+
+    if "action" in frame.columns:
+        action_cell = frame["action"].astype(str)
+        action = action_cell.str.lower().map(_ACTIONS)
+        _mark(
+            frame,
+            action.isna(),
+            INVALID,
+            "InvalidAction",
+            'the action "' + action_cell.str.slice(0, 40) + '" is neither enroll nor unenroll',
+        )
+        frame["_action"] = action.fillna(ENROLL)
+    else:
+        frame["_action"] = ENROLL
+
+    for flag in ("ignore_max_attendees", "ignore_enrollment_flow"):
+        if flag in frame.columns:
+            cell = frame[flag].astype(str)
+            unknown = cell.map(parse_bool).isna()
+            _mark(
+                frame,
+                unknown,
+                INVALID,
+                "InvalidFlag",
+                f"{flag} must be true or false, not " + '"' + cell.str.slice(0, 40) + '"',
+            )
+
+    key = login.str.lower()
+    claims = key.str.startswith(CLAIMS_PREFIX)
+    key = key.where(~claims, key.str.slice(len(CLAIMS_PREFIX)))
+    frame["_login_key"] = key
+    clean = frame["status"] == OK
+    if clean.any():
+        sorted_sessions = frame["_sessions"].where(
+            ~frame["_sessions"].str.contains(";", regex=False),
+            frame["_sessions"].map(lambda s: ";".join(sorted(s.split(";")))),
+        )
+        dup_key = pd.DataFrame(
+            {
+                "c": frame["_course"],
+                "u": key,
+                "s": sorted_sessions,
+                "a": frame["_action"],
+            }
+        )[clean]
+        repeated = dup_key.duplicated(keep="first")
+        if repeated.any():
+            first_row = (
+                frame.loc[dup_key.index, "row"]
+                .groupby([dup_key[c] for c in "cusa"])
+                .transform("first")
+            )
+            message = pd.Series("", index=frame.index, dtype=object)
+            rep_index = repeated[repeated].index
+            message[rep_index] = "the same course, user and sessions as row " + first_row[
+                rep_index
+            ].astype(str)
+            mask = pd.Series(False, index=frame.index)
+            mask[rep_index] = True
+            _mark(frame, mask, DUPLICATE, "Duplicate", message)
+    return frame
+
+
+# -- session rules -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CourseInfo:
+    """What the session rules need of a course; ``found`` is False for a 404."""
+
+    course_id: int
+    found: bool
+    error: str = ""
+    metadata: Mapping[str, Any] | None = None
+
+    @property
+    def is_ilt(self) -> bool:
+        """Say whether the course is instructor-led (classroom or webinar)."""
+        return (self.metadata or {}).get("CourseType") in ILT_TYPES
+
+    @property
+    def session_mode(self) -> str:
+        """Return EnrollToSingle, EnrollToMultiple or EnrollToAll."""
+        mode = (self.metadata or {}).get("CourseSessionEnrollmentType")
+        return str(mode) if mode else "EnrollToSingle"
+
+    def sessions(self) -> dict[str, Mapping[str, Any]]:
+        """Map each session's lower-case id to its record."""
+        found = (self.metadata or {}).get("CourseSessions") or []
+        return {
+            str(session.get("Id", "")).lower(): session
+            for session in found
+            if isinstance(session, Mapping)
+        }
+
+
+async def fetch_courses(
+    client: LmsClient, course_ids: Iterable[int], *, concurrency: int = 8
+) -> dict[int, CourseInfo]:
+    """Read each course once, several at a time, under the client's shared limiter."""
+    ids = sorted(set(course_ids))
+    found: dict[int, CourseInfo] = {}
+    send, receive = anyio.create_memory_object_stream[int](max(1, concurrency))
+
+    async def worker(queue: MemoryObjectReceiveStream[int]) -> None:
+        async with queue as stream:
+            async for course_id in stream:
+                try:
+                    metadata = await client.get_course(course_id)
+                except CallFailed as exc:
+                    found[course_id] = CourseInfo(course_id, True, error=str(exc))
+                    continue
+                found[course_id] = CourseInfo(course_id, metadata is not None, metadata=metadata)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(min(max(1, concurrency), max(1, len(ids)))):
+            group.start_soon(worker, receive.clone())
+        async with send:
+            for course_id in ids:
+                await send.send(course_id)
+        receive.close()
+    return found
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _closed(session: Mapping[str, Any], now: datetime) -> bool:
+    for field in ("EndDate", "RegistrationDeadline"):
+        when = _parse_time(session.get(field))
+        if when is not None and when < now:
+            return True
+    return False
+
+
+def _full(session: Mapping[str, Any]) -> bool:
+    limit = session.get("MaxAttendees")
+    count = session.get("AttendeesCount")
+    if not isinstance(limit, int) or limit <= 0 or not isinstance(count, int):
+        return False
+    return count >= limit
+
+
+def _verdict_for(
+    info: CourseInfo,
+    sessions: Sequence[str],
+    *,
+    ignore_max: bool,
+    require_session: bool,
+    now: datetime,
+) -> tuple[str, str, str, str]:
+    """Return (status, code, message, warning) for one enroll row of a course."""
+    cid = info.course_id
+    if not info.found:
+        return INVALID, "CourseNotFound", f"course {cid} does not exist in LMS365", ""
+    if info.error:
+        return OK, "", "", f"course {cid} could not be read to check sessions ({info.error})"
+    meta = info.metadata or {}
+    if meta.get("IsDeleted"):
+        return INVALID, "CourseNotAvailable", f"course {cid} has been deleted", ""
+    if meta.get("IsEnded"):
+        return INVALID, "CourseNotAvailable", f"course {cid} has ended", ""
+    if meta.get("IsPublished") is False:
+        return INVALID, "CourseNotAvailable", f"course {cid} is not published", ""
+    if not info.is_ilt:
+        if sessions:
+            kind = "a training plan" if meta.get("CourseType") == "TrainingPlan" else "e-learning"
+            return (
+                INVALID,
+                "InvalidCourseSession",
+                f"course {cid} is {kind} and has no sessions; leave the session empty",
+                "",
+            )
+        return OK, "", "", ""
+    mode = info.session_mode
+    if not sessions:
+        if mode == "EnrollToAll":
+            return OK, "", "", ""
+        if require_session:
+            return (
+                INVALID,
+                "SessionRequired",
+                f"course {cid} is instructor-led and no session was given",
+                "",
+            )
+        return (
+            WARNING,
+            "",
+            "",
+            "no session given: the learner will get an e-mail asking them to pick one",
+        )
+    known = info.sessions()
+    for session_id in sessions:
+        if session_id not in known:
+            return (
+                INVALID,
+                "InvalidCourseSession",
+                f"session {session_id} is not one of course {cid}'s sessions",
+                "",
+            )
+    if mode == "EnrollToSingle" and len(sessions) > 1:
+        return (
+            INVALID,
+            "TooManySessions",
+            f"course {cid} lets a learner attend one session only, but {len(sessions)} were given",
+            "",
+        )
+    for session_id in sessions:
+        session = known[session_id]
+        title = session.get("Title") or session_id
+        if _closed(session, now):
+            return (
+                INVALID,
+                "SessionClosed",
+                f'session "{title}" has ended or its registration deadline has passed',
+                "",
+            )
+        if _full(session) and not ignore_max:
+            return INVALID, "MaxAttendeesReached", f'session "{title}" is full', ""
+    if mode == "EnrollToAll":
+        return (
+            WARNING,
+            "",
+            "",
+            "the course enrolls into all its sessions; only the given ones will be booked",
+        )
+    return OK, "", "", ""
+
+
+def _append_warning(current: str, warning: str) -> str:
+    return f"{current}; {warning}" if current else warning
+
+
+def check_sessions(
+    frame: pd.DataFrame,
+    courses: Mapping[int, CourseInfo],
+    *,
+    require_session: bool = False,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """Apply the contract's session rules to the rows still ``ok``; return the frame."""
+    now = now or datetime.now(UTC)
+    clean = frame.index[frame["status"] == OK]
+    if len(clean) == 0:
+        return frame
+    statuses = frame["status"].to_numpy(dtype=object, copy=True)
+    codes = frame["error_code"].to_numpy(dtype=object, copy=True)
+    messages = frame["error_message"].to_numpy(dtype=object, copy=True)
+    warnings = frame["warnings"].to_numpy(dtype=object, copy=True)
+    has_ignore = "ignore_max_attendees" in frame.columns
+    first_sessions: dict[tuple[int, str], tuple[int, str]] = {}
+    seats_used: dict[tuple[int, str], int] = {}
+    positions = frame.index.get_indexer(clean)
+    course_col = frame["_course"].to_numpy()
+    session_col = frame["_sessions"].to_numpy(dtype=object)
+    action_col = frame["_action"].to_numpy(dtype=object)
+    key_col = frame["_login_key"].to_numpy(dtype=object)
+    row_col = frame["row"].to_numpy()
+    ignore_col = frame["ignore_max_attendees"].to_numpy(dtype=object) if has_ignore else None
+    for pos in positions:
+        cid = int(course_col[pos])
+        info = courses.get(cid)
+        if info is None:
+            continue
+        sessions = [s for s in str(session_col[pos]).split(";") if s]
+        if action_col[pos] == UNENROLL:
+            if not info.found:
+                statuses[pos], codes[pos] = INVALID, "CourseNotFound"
+                messages[pos] = f"course {cid} does not exist in LMS365"
+            elif sessions:
+                warnings[pos] = _append_warning(
+                    warnings[pos], "session ids are ignored when unenrolling"
+                )
+            continue
+        ignore_max = bool(parse_bool(str(ignore_col[pos]))) if ignore_col is not None else False
+        status, code, message, warning = _verdict_for(
+            info, sessions, ignore_max=ignore_max, require_session=require_session, now=now
+        )
+        if status == OK and info.found and info.is_ilt:
+            user = (cid, str(key_col[pos]))
+            joined = ";".join(sorted(sessions))
+            first = first_sessions.setdefault(user, (int(row_col[pos]), joined))
+            if first[1] != joined and info.session_mode == "EnrollToSingle":
+                status, code = INVALID, "ConflictingSessions"
+                message = (
+                    f"row {first[0]} already books this user into course {cid}, which allows"
+                    " one session per learner"
+                )
+            elif not ignore_max:
+                known = info.sessions()
+                for session_id in sessions:
+                    seat = (cid, session_id)
+                    seats_used[seat] = seats_used.get(seat, 0) + 1
+                    session = known.get(session_id, {})
+                    limit, count = session.get("MaxAttendees"), session.get("AttendeesCount")
+                    if (
+                        isinstance(limit, int)
+                        and isinstance(count, int)
+                        and limit > 0
+                        and count + seats_used[seat] > limit
+                    ):
+                        warning = _append_warning(
+                            warning,
+                            f'session "{session.get("Title") or session_id}" has'
+                            f" {max(0, limit - count)} free seats, fewer than the sheet asks for",
+                        )
+                        break
+        if warning:
+            warnings[pos] = _append_warning(warnings[pos], warning)
+        if status != OK:
+            statuses[pos], codes[pos], messages[pos] = status, code, message
+        elif warning and statuses[pos] == OK:
+            statuses[pos] = WARNING
+    frame["status"] = statuses
+    frame["error_code"] = codes
+    frame["error_message"] = messages
+    frame["warnings"] = warnings
+    return frame
+
+
+def jobs_from(frame: pd.DataFrame) -> list[Job]:
+    """Build one job per row that may be sent (``ok`` or ``warning``)."""
+    sendable = frame[frame["status"].isin((OK, WARNING))]
+    if sendable.empty:
+        return []
+    n = len(sendable)
+    ignore_max = (
+        sendable["ignore_max_attendees"].map(lambda v: bool(parse_bool(str(v)))).tolist()
+        if "ignore_max_attendees" in sendable.columns
+        else [False] * n
+    )
+    ignore_flow = (
+        sendable["ignore_enrollment_flow"].map(lambda v: bool(parse_bool(str(v)))).tolist()
+        if "ignore_enrollment_flow" in sendable.columns
+        else [False] * n
+    )
+    messages = sendable["message"].tolist() if "message" in sendable.columns else [""] * n
+    return [
+        Job(
+            index=int(index),
+            row=int(row),
+            course_id=int(course),
+            login=str(login),
+            session_ids=tuple(s for s in str(sessions).split(";") if s),
+            action=str(action),
+            message=str(message),
+            ignore_max_attendees=bool(imax),
+            ignore_enrollment_flow=bool(iflow),
+        )
+        for index, row, course, login, sessions, action, message, imax, iflow in zip(
+            sendable.index,
+            sendable["row"],
+            sendable["_course"],
+            sendable["user_login_name"],
+            sendable["_sessions"],
+            sendable["_action"],
+            messages,
+            ignore_max,
+            ignore_flow,
+            strict=True,
+        )
+    ]

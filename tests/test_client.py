@@ -1,0 +1,315 @@
+"""The client against scripted answers: retries, throttling, doubt, fatal keys."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from batch_enroll.client import AuthFailure, LmsClient, odata_quote
+from batch_enroll.model import ALREADY_ENROLLED, ENROLLED, FAILED, UNENROLL, UNENROLLED, Job
+from batch_enroll.ratelimit import RateLimiter
+
+BASE = "https://tenant.example"
+ENROLL_URL = f"{BASE}/odata/v2/Courses(42)/Enroll"
+ENROLLMENTS_URL = f"{BASE}/odata/v2/Enrollments"
+KEY = "sekrit-test-key-123"
+
+pytestmark = pytest.mark.anyio
+
+
+class SpyLimiter(RateLimiter):
+    """A fast limiter that remembers what the client told it."""
+
+    def __init__(self) -> None:
+        super().__init__(rate=10_000)
+        self.throttles: list[float | None] = []
+
+    def on_throttle(self, retry_after: float | None) -> None:
+        self.throttles.append(retry_after)
+        super().on_throttle(retry_after)
+
+
+def enrollment(**extra: Any) -> dict[str, Any]:
+    body = {
+        "Id": 90211,
+        "CourseId": 42,
+        "UserLoginName": "i:0#.f|membership|kay@contoso.com",
+        "RegistrationDate": "2026-11-27T10:15:02.123Z",
+        "RegistrationStatus": "Active",
+    }
+    body.update(extra)
+    return body
+
+
+def error(code: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": f"{code} happened"}}
+
+
+@pytest.fixture
+def router() -> respx.Router:
+    return respx.Router(assert_all_called=False)
+
+
+@pytest.fixture
+def limiter() -> SpyLimiter:
+    return SpyLimiter()
+
+
+@pytest.fixture
+def make_client(router: respx.Router, limiter: SpyLimiter) -> Any:
+    def make(**kwargs: Any) -> LmsClient:
+        options: dict[str, Any] = {
+            "base_url": BASE,
+            "api_key": KEY,
+            "limiter": limiter,
+            "transport": httpx.MockTransport(router.async_handler),
+            "backoff_base": 0.001,
+            "max_retries": 3,
+        }
+        options.update(kwargs)
+        return LmsClient(**options)
+
+    return make
+
+
+JOB = Job(index=0, row=2, course_id=42, login="kay@contoso.com", session_ids=("3f2b",))
+
+
+async def test_429_then_500_then_201_enrolls_once(router, make_client, limiter) -> None:
+    route = router.post(ENROLL_URL).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "0"}, json=error("TooManyRequests")),
+            httpx.Response(500, json=error("Boom")),
+            httpx.Response(201, json=enrollment()),
+        ]
+    )
+    async with make_client() as client:
+        result = await client.enroll(JOB)
+    assert result.status == ENROLLED
+    assert result.attempts == 3
+    assert result.http_status == 201
+    assert result.registration_date == "2026-11-27T10:15:02.123Z"
+    assert result.enrollment_id == "90211"
+    assert route.call_count == 3
+    assert limiter.throttles == [0.0]
+
+
+async def test_request_body_and_basic_auth(router, make_client) -> None:
+    route = router.post(ENROLL_URL).mock(return_value=httpx.Response(201, json=enrollment()))
+    async with make_client() as client:
+        await client.enroll(
+            Job(
+                index=0,
+                row=2,
+                course_id=42,
+                login="kay@contoso.com",
+                session_ids=("a", "b"),
+                ignore_max_attendees=True,
+            )
+        )
+    request = route.calls.last.request
+    import json
+
+    assert json.loads(request.content) == {
+        "userLoginName": "kay@contoso.com",
+        "courseSessionIds": ["a", "b"],
+        "ignoreMaxAttendees": True,
+    }
+    assert request.headers["Authorization"] == httpx.BasicAuth("api", KEY)._auth_header
+
+
+async def test_sessions_are_left_out_when_empty(router, make_client) -> None:
+    route = router.post(ENROLL_URL).mock(return_value=httpx.Response(201, json=enrollment()))
+    async with make_client() as client:
+        await client.enroll(Job(index=0, row=2, course_id=42, login="kay@contoso.com"))
+    import json
+
+    assert json.loads(route.calls.last.request.content) == {"userLoginName": "kay@contoso.com"}
+
+
+async def test_retry_after_pauses_the_shared_limiter(router, make_client, limiter) -> None:
+    router.post(ENROLL_URL).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "1"}),
+            httpx.Response(201, json=enrollment()),
+        ]
+    )
+    async with make_client() as client:
+        started = time.monotonic()
+        result = await client.enroll(JOB)
+        waited = time.monotonic() - started
+    assert result.status == ENROLLED
+    assert limiter.throttles == [1.0]
+    assert waited >= 0.9
+
+
+async def test_401_raises_auth_failure(router, make_client) -> None:
+    router.post(ENROLL_URL).mock(return_value=httpx.Response(401, json=error("Unauthorized")))
+    async with make_client() as client:
+        with pytest.raises(AuthFailure) as caught:
+            await client.enroll(JOB)
+    assert caught.value.outcome.http_status == 401
+    assert KEY not in str(caught.value)
+
+
+async def test_403_raises_auth_failure(router, make_client) -> None:
+    router.post(ENROLL_URL).mock(return_value=httpx.Response(403, json=error("Forbidden")))
+    async with make_client() as client:
+        with pytest.raises(AuthFailure):
+            await client.enroll(JOB)
+
+
+async def test_409_is_already_enrolled_with_existing_date(router, make_client) -> None:
+    router.post(ENROLL_URL).mock(
+        return_value=httpx.Response(409, json=error("UserAlreadyEnrolled"))
+    )
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(200, json={"value": [enrollment(Id=7)]})
+    )
+    async with make_client() as client:
+        result = await client.enroll(JOB)
+    assert result.status == ALREADY_ENROLLED
+    assert result.http_status == 409
+    assert result.enrollment_id == "7"
+    assert result.registration_date == "2026-11-27T10:15:02.123Z"
+
+
+async def test_400_is_failed_without_retry(router, make_client) -> None:
+    route = router.post(ENROLL_URL).mock(
+        return_value=httpx.Response(400, json=error("SessionClosed"))
+    )
+    async with make_client() as client:
+        result = await client.enroll(JOB)
+    assert result.status == FAILED
+    assert result.error_code == "SessionClosed"
+    assert route.call_count == 1
+
+
+async def test_500s_give_up_after_max_retries(router, make_client) -> None:
+    route = router.post(ENROLL_URL).mock(return_value=httpx.Response(503))
+    async with make_client(max_retries=2) as client:
+        result = await client.enroll(JOB)
+    assert result.status == FAILED
+    assert route.call_count == 3
+    assert result.attempts == 3
+    assert "gave up after 3 attempts" in result.error_message
+
+
+async def test_connect_error_is_retried_without_asking(router, make_client) -> None:
+    post = router.post(ENROLL_URL).mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(201, json=enrollment())]
+    )
+    lookup = router.get(ENROLLMENTS_URL).mock(return_value=httpx.Response(200, json={"value": []}))
+    async with make_client() as client:
+        result = await client.enroll(JOB)
+    assert result.status == ENROLLED
+    assert post.call_count == 2
+    assert lookup.call_count == 0
+
+
+async def test_timeout_asks_before_resending_and_finds_it_landed(router, make_client) -> None:
+    post = router.post(ENROLL_URL).mock(side_effect=[httpx.ReadTimeout("slow")])
+    lookup = router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(200, json={"value": [enrollment(Id=55)]})
+    )
+    async with make_client() as client:
+        result = await client.enroll(JOB)
+    assert result.status == ENROLLED
+    assert result.enrollment_id == "55"
+    assert post.call_count == 1
+    flt = lookup.calls.last.request.url.params["$filter"]
+    assert flt == "CourseId eq 42 and UserLoginName eq 'kay@contoso.com'"
+
+
+async def test_dropped_connection_not_landed_is_sent_again(router, make_client) -> None:
+    post = router.post(ENROLL_URL).mock(
+        side_effect=[
+            httpx.RemoteProtocolError("peer closed connection"),
+            httpx.Response(201, json=enrollment()),
+        ]
+    )
+    lookup = router.get(ENROLLMENTS_URL).mock(return_value=httpx.Response(200, json={"value": []}))
+    async with make_client() as client:
+        result = await client.enroll(JOB)
+    assert result.status == ENROLLED
+    assert post.call_count == 2
+    # The plain e-mail and its claims form were both looked for before resending.
+    assert lookup.call_count == 2
+
+
+async def test_502_then_409_means_our_attempt_landed(router, make_client) -> None:
+    router.post(ENROLL_URL).mock(
+        side_effect=[
+            httpx.Response(502),
+            httpx.Response(409, json=error("UserAlreadyEnrolled")),
+        ]
+    )
+    # The enrollment shows up only after the first look (eventual consistency).
+    router.get(ENROLLMENTS_URL).mock(
+        side_effect=[
+            httpx.Response(200, json={"value": []}),
+            httpx.Response(200, json={"value": []}),
+            httpx.Response(200, json={"value": [enrollment(Id=9)]}),
+        ]
+    )
+    async with make_client() as client:
+        result = await client.enroll(JOB)
+    assert result.status == ENROLLED
+    assert result.enrollment_id == "9"
+
+
+async def test_unanswerable_doubt_is_not_resent(router, make_client) -> None:
+    post = router.post(ENROLL_URL).mock(side_effect=[httpx.ReadTimeout("slow")])
+    router.get(ENROLLMENTS_URL).mock(return_value=httpx.Response(503))
+    async with make_client(max_retries=1) as client:
+        result = await client.enroll(JOB)
+    assert result.status == FAILED
+    assert result.error_code == "Unconfirmed"
+    assert post.call_count == 1
+
+
+async def test_enrollments_lookup_follows_next_link(router, make_client) -> None:
+    router.get(ENROLLMENTS_URL, params={"$skip": "2"}).mock(
+        return_value=httpx.Response(200, json={"value": [enrollment(Id=3)]})
+    )
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "value": [enrollment(Id=1), enrollment(Id=2)],
+                "@odata.nextLink": f"{ENROLLMENTS_URL}?$skip=2",
+            },
+        )
+    )
+    async with make_client() as client:
+        found = await client.find_enrollments(42)
+    assert [item["Id"] for item in found] == [1, 2, 3]
+
+
+async def test_unenroll_not_enrolled_is_reported(router, make_client) -> None:
+    router.post(f"{BASE}/odata/v2/Courses(42)/Unenroll").mock(
+        return_value=httpx.Response(400, json=error("UserNotEnrolled"))
+    )
+    async with make_client() as client:
+        result = await client.unenroll(
+            Job(index=0, row=2, course_id=42, login="kay@contoso.com", action=UNENROLL)
+        )
+    assert result.status == UNENROLLED
+    assert result.error_code == "UserNotEnrolled"
+    assert result.warnings
+
+
+async def test_get_course_404_is_none(router, make_client) -> None:
+    router.get(f"{BASE}/odata/v2/Courses(7)").mock(
+        return_value=httpx.Response(404, json=error("CourseNotFound"))
+    )
+    async with make_client() as client:
+        assert await client.get_course(7) is None
+
+
+def test_odata_quote_doubles_quotes() -> None:
+    assert odata_quote("o'brien@contoso.com") == "'o''brien@contoso.com'"
