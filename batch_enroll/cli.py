@@ -105,10 +105,13 @@ def main(verbose: bool) -> None:
 @click.option("--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host.")
 @click.option(
     "--concurrency",
+    "--max-concurrency",
+    "concurrency",
     type=click.IntRange(1, 1000),
-    default=32,
+    default=64,
     show_default=True,
-    help="Most requests in flight at once.",
+    help="Most requests in flight at once; with --rate auto, in-flight requests follow the rate"
+    " up to this.",
 )
 @click.option(
     "--rate",

@@ -55,6 +55,8 @@ class PoolReport:
     auth_failure: AuthFailure | None = None
     #: Jobs whose request had started when the run was cancelled; they may have landed.
     cut_off: list[Job] = field(default_factory=list)
+    #: Seconds from the first request to the last answer.
+    sending_seconds: float = 0.0
 
 
 async def send_jobs(
@@ -63,9 +65,14 @@ async def send_jobs(
     client: LmsClient,
     concurrency: int,
     on_result: Callable[[RowResult], None],
+    on_start: Callable[[Job], None] | None = None,
     stop: StopControl | None = None,
 ) -> PoolReport:
-    """Send every job, calling ``on_result`` once per finished job, in completion order."""
+    """Send every job, calling ``on_result`` once per finished job, in completion order.
+
+    ``on_start`` hears of each job just before its first request goes out, so a
+    journal can tell a resumed run which rows may have reached LMS365.
+    """
     stop = stop or StopControl()
     report = PoolReport()
     in_flight: dict[int, Job] = {}
@@ -78,6 +85,8 @@ async def send_jobs(
                 if stop.requested:
                     return
                 in_flight[job.index] = job
+                if on_start is not None:
+                    on_start(job)
                 try:
                     if job.action == UNENROLL:
                         result = await client.unenroll(job)
@@ -110,6 +119,7 @@ async def send_jobs(
                     return
                 await send.send(job)
 
+    started = anyio.current_time()
     with anyio.CancelScope() as scope:
         stop.scope = scope
         async with anyio.create_task_group() as group:
@@ -118,6 +128,7 @@ async def send_jobs(
             group.start_soon(producer)
             receive.close()
     stop.scope = None
+    report.sending_seconds = anyio.current_time() - started
     report.cut_off = sorted(in_flight.values(), key=lambda job: job.index)
     if report.auth_failure is not None:
         report.end = PoolEnd.AUTH

@@ -180,6 +180,8 @@ class Summary:
     throttled: int = 0
     rate_found: float | None = None
     enrollments_per_second: float = 0.0
+    #: Seconds from the first enroll request to the last answer.
+    sending_seconds: float = 0.0
     stopped_because: str = ""
     schema_version: int = SUMMARY_SCHEMA_VERSION
     warnings: int = 0

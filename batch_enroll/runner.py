@@ -191,6 +191,7 @@ class _Outcome:
     results: dict[int, RowResult]
     end: PoolEnd
     stopped_because: str = ""
+    sending_seconds: float = 0.0
 
 
 @contextlib.contextmanager
@@ -233,6 +234,7 @@ async def _send(checked: pd.DataFrame, options: RunOptions, limiter: RateLimiter
                 on_result=record,
                 stop=stop,
             )
+        sending = report.sending_seconds
         for job in report.cut_off:
             results[job.index] = RowResult(
                 job.index,
@@ -244,10 +246,11 @@ async def _send(checked: pd.DataFrame, options: RunOptions, limiter: RateLimiter
                 ),
             )
         if report.end is PoolEnd.AUTH and report.auth_failure is not None:
-            return _Outcome(results, report.end, _auth_message(report.auth_failure))
+            return _Outcome(results, report.end, _auth_message(report.auth_failure), sending)
         if report.end is PoolEnd.INTERRUPTED:
-            return _Outcome(results, report.end, "interrupted; rows not sent are not_attempted")
-        return _Outcome(results, report.end)
+            stopped = "interrupted; rows not sent are not_attempted"
+            return _Outcome(results, report.end, stopped, sending)
+        return _Outcome(results, report.end, "", sending)
 
 
 def _auth_message(exc: AuthFailure) -> str:
@@ -319,6 +322,7 @@ def _report(
     summary.throttled = limiter.throttled
     summary.rate_found = round(limiter.rate, 1) if limiter.adaptive else None
     summary.stopped_because = outcome.stopped_because
+    summary.sending_seconds = round(outcome.sending_seconds, 3)
     if summary_json is not None:
         write_summary_json(summary, Path(summary_json))
     return summary
