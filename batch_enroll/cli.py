@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from batch_enroll import __version__
+from batch_enroll.journal import JournalError
 from batch_enroll.loader import LoadError
 from batch_enroll.reporter import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Summary, render_summary
 from batch_enroll.runner import (
@@ -88,10 +90,14 @@ def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 def main(verbose: bool) -> None:
     """Enroll people into LMS365 courses in bulk, from a CSV or Excel sheet."""
     if verbose:
-        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(message)s")
-        # Their debug lines would repeat ours with less meaning.
-        for noisy in ("httpx", "httpcore", "asyncio"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        _log_to_stderr()
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(message)s")
+    # Their debug lines would repeat ours with less meaning (and may echo headers).
+    for noisy in ("httpx", "httpcore", "asyncio", "aiohttp", "hpack", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -145,6 +151,22 @@ def main(verbose: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the summary as JSON (for schedulers).",
 )
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Journal of finished rows (default: RESULTS.csv.journal beside the results).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish a stopped run from its journal: rows with an outcome are not sent again.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust these CA certificates (PEM), e.g. a corporate TLS proxy's.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr (no secrets).")
 def run(
     input_path: Path,
     out: Path | None,
@@ -158,8 +180,14 @@ def run(
     require_session: bool,
     no_progress: bool,
     summary_json: Path | None,
+    journal: Path | None,
+    resume: bool,
+    ca_bundle: Path | None,
+    verbose: bool,
 ) -> None:
     """Validate INPUT, enroll its valid rows, and write a results CSV."""
+    if verbose:
+        _log_to_stderr()
     try:
         url = resolve_base_url(base_url, region)
     except ConfigError as exc:
@@ -176,6 +204,7 @@ def run(
         timeout=timeout,
         require_session=require_session,
         progress=not no_progress and sys.stderr.isatty(),
+        verify=ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True,
     )
     try:
         summary = run_sheet(
@@ -183,8 +212,10 @@ def run(
             out=out or _default_out(input_path, "results"),
             options=options,
             summary_json=summary_json,
+            journal=journal,
+            resume=resume,
         )
-    except LoadError as exc:
+    except (LoadError, JournalError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted before anything was sent", EXIT_INTERRUPTED)

@@ -73,6 +73,12 @@ def make_transport(
     return transport
 
 
+def login_key(login: str) -> str:
+    """Return the form two login names are compared in: lower case, no claims prefix."""
+    lowered = login.strip().lower()
+    return lowered[len(CLAIMS_PREFIX) :] if lowered.startswith(CLAIMS_PREFIX) else lowered
+
+
 def _login_variants(login: str) -> list[str]:
     # The Enrollments filter is assumed to match the stored login exactly; a
     # sheet may hold the plain UPN where LMS365 keeps the claims form, or back.

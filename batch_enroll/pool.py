@@ -21,6 +21,7 @@ class PoolEnd(enum.Enum):
 
     DONE = "done"
     AUTH = "auth"
+    FAILED = "failed"
     INTERRUPTED = "interrupted"
 
 

@@ -184,6 +184,7 @@ class Summary:
     sending_seconds: float = 0.0
     stopped_because: str = ""
     schema_version: int = SUMMARY_SCHEMA_VERSION
+    journal: str = ""
     warnings: int = 0
     notes: list[str] = field(default_factory=list)
 

@@ -9,7 +9,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +22,29 @@ import pandas as pd
 from anyio.abc import TaskStatus
 from tqdm import tqdm
 
-from batch_enroll.client import AuthFailure, LmsClient, RequestEvent
+from batch_enroll import __version__
+from batch_enroll.client import AuthFailure, CallFailed, LmsClient, RequestEvent, login_key
+from batch_enroll.journal import (
+    Journal,
+    JournalError,
+    JournalState,
+    RunLock,
+    journal_path_for,
+    read_journal,
+)
 from batch_enroll.loader import Sheet, load_sheet
-from batch_enroll.model import INVALID, NOT_ATTEMPTED, OK, RowResult
+from batch_enroll.model import (
+    ALREADY_ENROLLED,
+    DUPLICATE,
+    ENROLLED,
+    INVALID,
+    NOT_ATTEMPTED,
+    OK,
+    UNENROLL,
+    UNENROLLED,
+    Job,
+    RowResult,
+)
 from batch_enroll.pool import PoolEnd, StopControl, send_jobs
 from batch_enroll.ratelimit import RateLimiter
 from batch_enroll.reporter import (
@@ -119,6 +139,10 @@ class RunOptions:
     on_event: Callable[[RequestEvent], None] | None = None
     handle_signals: bool = True
 
+    def fingerprint(self) -> dict[str, Any]:
+        """Return the options that change what is sent; a resume must keep them."""
+        return {"base_url": self.base_url, "require_session": self.require_session}
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -210,9 +234,101 @@ def _progress(total: int, enabled: bool) -> Iterator[tqdm[Any]]:
         bar.close()
 
 
-async def _send(checked: pd.DataFrame, options: RunOptions, limiter: RateLimiter) -> _Outcome:
-    results: dict[int, RowResult] = {}
-    async with _signals_stop(options) as stop, _client(options, limiter) as client:
+async def _reconcile(
+    client: LmsClient, jobs: list[Job], prior: JournalState, journal: Journal
+) -> tuple[list[Job], dict[int, RowResult]]:
+    """Ask LMS365 what an earlier, stopped run already did, before sending again.
+
+    A killed run may have sent rows whose answers never reached the journal, so
+    every unfinished row is looked up in its course's enrollments, read once per
+    course, instead of being sent blind.
+    """
+    created = float(prior.header.get("created", 0.0))
+    by_course: dict[int, list[Job]] = {}
+    for job in jobs:
+        by_course.setdefault(job.course_id, []).append(job)
+    remaining: list[Job] = []
+    settled: dict[int, RowResult] = {}
+    for course_id, course_jobs in by_course.items():
+        held = {
+            login_key(str(item.get("UserLoginName", ""))): item
+            for item in await client.find_enrollments(course_id)
+        }
+        for job in course_jobs:
+            existing = held.get(login_key(job.login))
+            ours = job.index in prior.started or _registered_since(existing, created)
+            result: RowResult | None = None
+            if job.action == UNENROLL:
+                if existing is None and job.index in prior.started:
+                    result = RowResult(job.index, UNENROLLED)
+            elif existing is not None:
+                result = RowResult(
+                    job.index,
+                    ENROLLED if ours else ALREADY_ENROLLED,
+                    registration_date=str(existing.get("RegistrationDate") or ""),
+                    enrollment_id=str(existing.get("Id") or ""),
+                    warnings=["found in LMS365 when resuming; not sent again"],
+                )
+            if result is None:
+                remaining.append(job)
+            else:
+                settled[job.index] = result
+                journal.finished(result, row=job.row)
+    remaining.sort(key=lambda job: job.index)
+    return remaining, settled
+
+
+def _registered_since(enrollment: Mapping[str, Any] | None, since: float) -> bool:
+    if enrollment is None or not since:
+        return False
+    value = str(enrollment.get("RegistrationDate") or "")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() >= since
+
+
+@dataclass
+class _Run:
+    """Everything one run carries from loading to reporting."""
+
+    sheet: Sheet
+    checked: pd.DataFrame
+    options: RunOptions
+    limiter: RateLimiter
+    journal: Journal
+    prior: JournalState | None
+    out: Path
+    summary_json: Path | None
+    started_at: str
+    started: float
+
+
+def _journal_verdicts(run: _Run) -> None:
+    """Journal the rows the validator stopped, so input + journal rebuild the results."""
+    checked = run.checked
+    stopped = checked[checked["status"].isin((INVALID, DUPLICATE))]
+    for index, row, status, code, message in zip(
+        stopped.index,
+        stopped["row"],
+        stopped["status"],
+        stopped["error_code"],
+        stopped["error_message"],
+        strict=True,
+    ):
+        result = RowResult(
+            int(index), str(status), error_code=str(code), error_message=str(message)
+        )
+        run.journal.finished(result, row=int(row))
+
+
+async def _send(run: _Run, stop: StopControl) -> _Outcome:
+    options, checked = run.options, run.checked
+    results: dict[int, RowResult] = run.prior.final() if run.prior is not None else {}
+    async with _client(options, run.limiter) as client:
         try:
             courses = await _courses_for(client, checked, stop)
         except AuthFailure as exc:
@@ -220,11 +336,23 @@ async def _send(checked: pd.DataFrame, options: RunOptions, limiter: RateLimiter
         if stop.requested:
             return _Outcome(results, PoolEnd.INTERRUPTED, "interrupted before sending")
         check_sessions(checked, courses, require_session=options.require_session)
-        jobs = jobs_from(checked)
+        _journal_verdicts(run)
+        jobs = [job for job in jobs_from(checked) if job.index not in results]
+        if run.prior is not None and jobs:
+            try:
+                jobs, settled = await _reconcile(client, jobs, run.prior, run.journal)
+            except AuthFailure as exc:
+                return _Outcome(results, PoolEnd.AUTH, _auth_message(exc))
+            except CallFailed as exc:
+                reason = f"could not read LMS365's enrollments to resume safely ({exc}); try again"
+                return _Outcome(results, PoolEnd.FAILED, reason)
+            results.update(settled)
+        row_numbers = checked["row"].tolist()  # the frame's index is its row position
         with _progress(len(jobs), options.progress) as bar:
 
             def record(result: RowResult) -> None:
                 results[result.index] = result
+                run.journal.finished(result, row=row_numbers[result.index])
                 bar.update(1)
 
             report = await send_jobs(
@@ -232,6 +360,7 @@ async def _send(checked: pd.DataFrame, options: RunOptions, limiter: RateLimiter
                 client=client,
                 concurrency=options.concurrency,
                 on_result=record,
+                on_start=run.journal.started,
                 stop=stop,
             )
         sending = report.sending_seconds
@@ -248,9 +377,24 @@ async def _send(checked: pd.DataFrame, options: RunOptions, limiter: RateLimiter
         if report.end is PoolEnd.AUTH and report.auth_failure is not None:
             return _Outcome(results, report.end, _auth_message(report.auth_failure), sending)
         if report.end is PoolEnd.INTERRUPTED:
-            stopped = "interrupted; rows not sent are not_attempted"
+            stopped = "interrupted; rows not sent are not_attempted (finish with --resume)"
             return _Outcome(results, report.end, stopped, sending)
+        run.journal.done()
         return _Outcome(results, report.end, "", sending)
+
+
+async def _run_async(run: _Run) -> Summary:
+    async with _signals_stop(run.options) as stop:
+        outcome = _Outcome({}, PoolEnd.INTERRUPTED, "interrupted")
+        try:
+            outcome = await _send(run, stop)
+        finally:
+            # Whatever stopped the run, the journal and the results are written whole:
+            # this is plain blocking code, and signals that arrive meanwhile wait in
+            # the receiver instead of raising KeyboardInterrupt into it.
+            run.journal.close()
+            summary = _report(run, outcome)
+    return summary
 
 
 def _auth_message(exc: AuthFailure) -> str:
@@ -259,48 +403,94 @@ def _auth_message(exc: AuthFailure) -> str:
     return "LMS365 answered 401: the API key was refused; check LMS365_API_KEY"
 
 
+def _open_journal(
+    path: Path, *, sheet: Sheet, options: RunOptions, resume: bool
+) -> tuple[Journal, JournalState | None]:
+    fingerprint = options.fingerprint()
+    if resume:
+        if not path.exists():
+            raise JournalError(f"{path}: no journal to resume; run without --resume")
+        prior = read_journal(path)
+        if prior.header.get("input_sha256") != sheet.sha256:
+            raise JournalError(
+                f"{path} was written for a different input: {sheet.path} has changed since"
+                " (its content hash differs); run without --resume and a new --out"
+            )
+        before = prior.header.get("options", {})
+        changed = sorted(
+            k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k)
+        )
+        if changed:
+            raise JournalError(
+                f"{path} was written with other options that change what is sent"
+                f" ({', '.join(changed)}); resume with the same options"
+            )
+        return Journal(path, header=None, append=True), prior
+    if path.exists():
+        try:
+            state = read_journal(path)
+        except JournalError:
+            state = None
+        if state is None or not state.finished:
+            raise JournalError(
+                f"{path}: an earlier run did not finish; add --resume to finish it"
+                " (nothing is sent twice), or delete the journal to start over"
+            )
+    header = {
+        "input": str(sheet.path),
+        "input_sha256": sheet.sha256,
+        "options": fingerprint,
+        "created": time.time(),
+        "tool_version": __version__,
+    }
+    return Journal(path, header=header, append=False), None
+
+
 def run_sheet(
     input_path: str | Path,
     *,
     out: str | Path,
     options: RunOptions,
     summary_json: str | Path | None = None,
+    journal: str | Path | None = None,
+    resume: bool = False,
 ) -> Summary:
-    """Enroll every valid row of a sheet and write one result row per input row."""
+    """Enroll every valid row of a sheet and write one result row per input row.
+
+    Every finished row goes to a journal (``RESULTS.journal`` unless ``journal``
+    is given); ``resume`` finishes a stopped run from it without sending any row twice.
+    """
     started_at, started = _now(), time.monotonic()
+    out = Path(out)
+    journal_path = Path(journal) if journal is not None else journal_path_for(out)
     sheet = load_sheet(input_path)
     checked = check_offline(sheet.frame)
-    limiter = _limiter(options)
-    try:
-        outcome = anyio.run(_send, checked, options, limiter)
-    except KeyboardInterrupt:
-        outcome = _Outcome({}, PoolEnd.INTERRUPTED, "interrupted")
-    return _report(
-        sheet,
-        checked,
-        outcome,
-        out=Path(out),
-        summary_json=summary_json,
-        limiter=limiter,
-        started_at=started_at,
-        started=started,
-    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        opened, prior = _open_journal(journal_path, sheet=sheet, options=options, resume=resume)
+        run = _Run(
+            sheet=sheet,
+            checked=checked,
+            options=options,
+            limiter=_limiter(options),
+            journal=opened,
+            prior=prior,
+            out=out,
+            summary_json=Path(summary_json) if summary_json is not None else None,
+            started_at=started_at,
+            started=started,
+        )
+        try:
+            return anyio.run(_run_async, run)
+        finally:
+            opened.close()
 
 
-def _report(
-    sheet: Sheet,
-    checked: pd.DataFrame,
-    outcome: _Outcome,
-    *,
-    out: Path,
-    summary_json: str | Path | None,
-    limiter: RateLimiter,
-    started_at: str,
-    started: float,
-) -> Summary:
-    frame = results_frame(checked, extra_columns=sheet.extra_columns, results=outcome.results)
-    write_csv(frame, out)
-    elapsed = time.monotonic() - started
+def _report(run: _Run, outcome: _Outcome) -> Summary:
+    sheet, limiter = run.sheet, run.limiter
+    frame = results_frame(run.checked, extra_columns=sheet.extra_columns, results=outcome.results)
+    write_csv(frame, run.out)
+    elapsed = time.monotonic() - run.started
     counts = frame["status"].value_counts().to_dict()
     exit_code = exit_code_for({str(k): int(v) for k, v in counts.items()})
     if outcome.end is PoolEnd.AUTH:
@@ -312,8 +502,8 @@ def _report(
         command="run",
         input_path=str(sheet.path),
         input_sha256=sheet.sha256,
-        output=str(out),
-        started_at=started_at,
+        output=str(run.out),
+        started_at=run.started_at,
         finished_at=_now(),
         elapsed=elapsed,
         exit_code=exit_code,
@@ -323,8 +513,9 @@ def _report(
     summary.rate_found = round(limiter.rate, 1) if limiter.adaptive else None
     summary.stopped_because = outcome.stopped_because
     summary.sending_seconds = round(outcome.sending_seconds, 3)
-    if summary_json is not None:
-        write_summary_json(summary, Path(summary_json))
+    summary.journal = str(run.journal.path)
+    if run.summary_json is not None:
+        write_summary_json(summary, run.summary_json)
     return summary
 
 

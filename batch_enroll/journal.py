@@ -1,0 +1,192 @@
+"""An append-only record of every finished row, so a stopped run can be resumed.
+
+One JSON object a line. The first line ties the journal to its input (content
+hash) and to the options that change what is sent. Every record is written by
+its own system call, so a killed process loses nothing it had finished; fsync
+runs about once a second, so a power cut risks at most that much work, and a
+torn last line is skipped on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from batch_enroll.model import FINAL_STATUSES, Job, RowResult
+
+__all__ = [
+    "JOURNAL_VERSION",
+    "Journal",
+    "JournalError",
+    "JournalState",
+    "RunLock",
+    "journal_path_for",
+    "read_journal",
+]
+
+JOURNAL_VERSION = 1
+#: Seconds of finished work a power cut may lose.
+SYNC_INTERVAL = 1.0
+
+
+class JournalError(Exception):
+    """A journal that cannot be used for this run; the message says why."""
+
+
+def journal_path_for(results: Path) -> Path:
+    """Return the default journal path beside a results file."""
+    return results.with_name(results.name + ".journal")
+
+
+@dataclass
+class JournalState:
+    """What a journal holds: its header and, per input row index, the latest record."""
+
+    header: dict[str, Any]
+    results: dict[int, RowResult] = field(default_factory=dict)
+    #: Rows whose request went out and whose outcome was never written.
+    started: set[int] = field(default_factory=set)
+    finished: bool = False
+    torn_lines: int = 0
+
+    def final(self) -> dict[int, RowResult]:
+        """Return the rows that have a final outcome and must not be sent again."""
+        return {i: r for i, r in self.results.items() if r.status in FINAL_STATUSES}
+
+
+def _result_from(record: Mapping[str, Any]) -> RowResult:
+    return RowResult(
+        index=int(record["index"]),
+        status=str(record["status"]),
+        http_status=record.get("http_status"),
+        registration_date=str(record.get("registration_date") or ""),
+        enrollment_id=str(record.get("enrollment_id") or ""),
+        attempts=int(record.get("attempts") or 0),
+        error_code=str(record.get("error_code") or ""),
+        error_message=str(record.get("error_message") or ""),
+        warnings=[str(w) for w in record.get("warnings") or []],
+    )
+
+
+def read_journal(path: Path) -> JournalState:
+    """Read a journal, tolerating a torn last line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot read the journal ({exc.strerror or exc})") from None
+    lines = raw.split(b"\n")
+    state: JournalState | None = None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            is_last = all(not rest.strip() for rest in lines[number:])
+            if is_last and state is not None:
+                # A power cut mid-write leaves half a line; the row is simply not final.
+                state.torn_lines += 1
+                continue
+            raise JournalError(f"{path}: line {number} is damaged; it is not JSON") from None
+        if not isinstance(record, dict):
+            raise JournalError(f"{path}: line {number} is not a journal record")
+        kind = record.get("type")
+        if state is None:
+            if kind != "header" or record.get("version") != JOURNAL_VERSION:
+                raise JournalError(f"{path}: not a batch-enroll journal (no header line)")
+            state = JournalState(header=record)
+        elif kind == "result":
+            result = _result_from(record)
+            state.results[result.index] = result
+            state.started.discard(result.index)
+        elif kind == "start":
+            index = int(record["index"])
+            if index not in state.results:
+                state.started.add(index)
+        elif kind == "done":
+            state.finished = True
+    if state is None:
+        raise JournalError(f"{path}: the journal is empty")
+    return state
+
+
+class Journal:
+    """Append records to a journal file, syncing them to disk about once a second."""
+
+    def __init__(self, path: Path, *, header: Mapping[str, Any] | None, append: bool) -> None:
+        self.path = path
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        self._fd = os.open(path, flags, 0o600)
+        self._last_sync = time.monotonic()
+        self._dirty = False
+        if header is not None:
+            self._write({"type": "header", "version": JOURNAL_VERSION, **header})
+            self.sync()
+
+    def _write(self, record: Mapping[str, Any]) -> None:
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        # One write per record: whatever the OS accepted survives a killed process.
+        os.write(self._fd, data)
+        self._dirty = True
+        if time.monotonic() - self._last_sync >= SYNC_INTERVAL:
+            self.sync()
+
+    def started(self, job: Job) -> None:
+        """Note that a row's request is about to go out."""
+        self._write({"type": "start", "index": job.index, "row": job.row})
+
+    def finished(self, result: RowResult, *, row: int) -> None:
+        """Record a row's outcome."""
+        record = {"type": "result", "row": row, **asdict(result)}
+        self._write(record)
+
+    def done(self) -> None:
+        """Mark the run complete: every row has its outcome."""
+        self._write({"type": "done", "at": time.time()})
+        self.sync()
+
+    def sync(self) -> None:
+        """Flush what was written to the disk."""
+        if self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+        self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        """Sync and close."""
+        if self._fd >= 0:
+            self.sync()
+            os.close(self._fd)
+            self._fd = -1
+
+
+class RunLock:
+    """Keep a second run off the same results and journal while the first is alive.
+
+    The lock is an OS file lock, which the kernel drops when its process dies,
+    so a crashed run never leaves it stuck.
+    """
+
+    def __init__(self, results: Path) -> None:
+        self.path = results.with_name(results.name + ".lock")
+        self._lock = FileLock(str(self.path), timeout=0)
+
+    def __enter__(self) -> RunLock:
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise JournalError(
+                f"another batch-enroll run is writing {self.path.with_suffix('')}"
+                " (it holds the lock); wait for it to finish or choose another --out"
+            ) from None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
