@@ -17,7 +17,7 @@ import anyio
 import pandas as pd
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from batch_enroll.client import CLAIMS_PREFIX, CallFailed, LmsClient
+from batch_enroll.client import CLAIMS_PREFIX, AuthFailure, CallFailed, LmsClient
 from batch_enroll.model import DUPLICATE, ENROLL, INVALID, OK, UNENROLL, WARNING, Job
 
 __all__ = [
@@ -292,6 +292,7 @@ async def fetch_courses(
     """Read each course once, several at a time, under the client's shared limiter."""
     ids = sorted(set(course_ids))
     found: dict[int, CourseInfo] = {}
+    refused: list[AuthFailure] = []
     send, receive = anyio.create_memory_object_stream[int](max(1, concurrency))
 
     async def worker(queue: MemoryObjectReceiveStream[int]) -> None:
@@ -299,6 +300,11 @@ async def fetch_courses(
             async for course_id in stream:
                 try:
                     metadata = await client.get_course(course_id)
+                except AuthFailure as exc:
+                    # Raised plainly below, not wrapped in the task group's ExceptionGroup.
+                    refused.append(exc)
+                    group.cancel_scope.cancel()
+                    return
                 except CallFailed as exc:
                     found[course_id] = CourseInfo(course_id, True, error=str(exc))
                     continue
@@ -311,6 +317,8 @@ async def fetch_courses(
             for course_id in ids:
                 await send.send(course_id)
         receive.close()
+    if refused:
+        raise refused[0]
     return found
 
 

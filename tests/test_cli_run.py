@@ -1,0 +1,290 @@
+"""``batch-enroll run`` end to end: the real CLI against the simulator over a socket."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from batch_enroll.cli import main
+from batch_enroll.model import RESULT_COLUMNS
+from tests.conftest import FULL_KEY, READ_ONLY_KEY
+
+FRIDAY = "51d954e5-3506-44c6-a102-91111fd2fc55"
+FULL = "00576084-32b5-4891-b238-1f6f849e82b4"
+CLOSED = "51472146-7c3b-4e97-bffc-73cc12c69150"
+PART1 = "a87d8e8b-b92e-4665-8dec-025ad37b1711"
+PART2 = "94e36beb-5db6-4b05-9b48-74064eccc27a"
+GROUP = "c:0o.c|federateddirectoryclaimprovider|ee7d702e-d833-4741-b2ff-5a15e9d6876c"
+
+# (course, login, sessions, note) -> expected (status, error_code)
+SHEET: list[tuple[tuple[str, str, str, str], tuple[str, str]]] = [
+    (("101", "liam.patel@contoso.com", "", "=HYPERLINK()"), ("enrolled", "")),
+    (("101", "ava.thompson@contoso.com", "", ""), ("already_enrolled", "UserAlreadyEnrolled")),
+    (("103", "sofia.garcia@contoso.com", FRIDAY, ""), ("enrolled", "")),
+    (("103", "noah.kim@contoso.com", FULL, ""), ("invalid", "MaxAttendeesReached")),
+    (("103", "ethan.nguyen@contoso.com", CLOSED, ""), ("invalid", "SessionClosed")),
+    (("104", "i:0#.f|membership|noah.kim@contoso.com", f"{PART1};{PART2}", ""), ("enrolled", "")),
+    (("105", GROUP, "", ""), ("enrolled", "")),
+    (("101", "LIAM.PATEL@contoso.com", "", ""), ("duplicate", "Duplicate")),
+    (("999", "lucas.muller@contoso.com", "", ""), ("invalid", "CourseNotFound")),
+    (("abc", "lucas.muller@contoso.com", "", ""), ("invalid", "InvalidCourseId")),
+    (("101", "nobody@contoso.com", "", ""), ("failed", "UserNotFound")),
+    (("106", "lucas.muller@contoso.com", "", ""), ("invalid", "CourseNotAvailable")),
+    (("103", "amelia.brown@contoso.com", "", ""), ("enrolled", "")),
+    (("101", "oliver.smith@contoso.com", FRIDAY, ""), ("invalid", "InvalidCourseSession")),
+    (("103", "harper.davis@contoso.com", f"{FRIDAY} {FULL}", ""), ("invalid", "TooManySessions")),
+    (("102", "harper.davis@contoso.com", "", ""), ("enrolled", "")),
+    (("101", "kay smith@contoso.com", "", ""), ("invalid", "InvalidLogin")),
+]
+
+
+def write_sheet(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Course ID", "E-mail", "Sessions", "Note"])
+        writer.writerows(rows)
+    return path
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env or {}, catch_exceptions=False)
+
+
+@pytest.fixture
+def live(sim_app: Callable[..., Any], sim_server: Callable[[Any], Any]) -> Callable[..., Any]:
+    """Start a simulator over a real socket: ``app, server = live(latency_ms=5)``."""
+
+    def start(**kwargs: Any) -> tuple[Any, Any]:
+        app = sim_app(**kwargs)
+        return app, sim_server(app)
+
+    return start
+
+
+def stats(server: Any) -> dict[str, Any]:
+    return httpx.get(f"{server.base_url}/_sim/stats").json()  # type: ignore[no-any-return]
+
+
+def test_every_row_gets_the_status_the_contract_implies(live, tmp_path: Path) -> None:
+    app, server = live(latency_ms=2)
+    sheet = write_sheet(tmp_path / "hires.csv", [row for row, _ in SHEET])
+    out = tmp_path / "results.csv"
+    result = invoke(
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+        env={"LMS365_API_KEY": FULL_KEY},
+    )
+    assert result.exit_code == 1, result.output
+    rows = read_results(out)
+    assert list(rows[0].keys()) == [*RESULT_COLUMNS, "Note"]
+    assert [r["row"] for r in rows] == [str(n) for n in range(2, 2 + len(SHEET))]
+    assert [(r["status"], r["error_code"]) for r in rows] == [want for _, want in SHEET]
+    enrolled = [r for r in rows if r["status"] == "enrolled"]
+    assert all(r["registration_date"].endswith("Z") and r["enrollment_id"] for r in enrolled)
+    assert rows[0]["Note"] == "'=HYPERLINK()"  # shown, never run, by a spreadsheet
+    assert rows[5]["course_session_ids"] == f"{PART1};{PART2}"
+    assert "pick" in rows[12]["warnings"]
+    # Each valid row reached LMS365 exactly once; invalid ones never did.
+    creations = httpx.get(f"{server.base_url}/_sim/enrollments").json()
+    made = stats(server)["enrollments_created"]
+    assert made == len(enrolled)
+    assert creations["max_created"] == 1
+    assert all(entry["count"] == 1 for entry in creations["created"])
+    assert "enrolled" in result.output and "UserNotFound" in result.output
+
+
+def test_faults_and_throttling_still_enroll_each_row_once(live, tmp_path: Path) -> None:
+    app, server = live(latency_ms=1, fault_rate=0.2, drop_rate=0.1, rate_limit=200, seed=11)
+    users = [
+        "liam.patel",
+        "sofia.garcia",
+        "noah.kim",
+        "mia.johnson",
+        "ethan.nguyen",
+        "isabella.rossi",
+        "lucas.muller",
+        "amelia.brown",
+        "oliver.smith",
+        "harper.davis",
+        "elijah.wilson",
+        "evelyn.martin",
+        "james.lee",
+        "abigail.clark",
+        "benjamin.lewis",
+    ]
+    rows = [(course, f"{u}@contoso.com", "", "") for course in ("102", "109") for u in users]
+    sheet = write_sheet(tmp_path / "flaky.csv", rows)
+    out = tmp_path / "flaky-results.csv"
+    summary_path = tmp_path / "summary.json"
+    result = invoke(
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--api-key",
+        FULL_KEY,
+        "--no-progress",
+        "--max-retries",
+        "10",
+        "--summary-json",
+        str(summary_path),
+    )
+    assert result.exit_code == 0, result.output
+    results = read_results(out)
+    assert [r["status"] for r in results] == ["enrolled"] * len(rows)
+    assert stats(server)["enrollments_created"] == len(rows)
+    assert stats(server)["faults_injected"] > 0
+    summary = json.loads(summary_path.read_text())
+    assert summary["counts"]["enrolled"] == len(rows)
+    assert summary["exit_code"] == 0
+    # Course 109 needs approval: LMS365 holds those enrollments as pending.
+    assert all("approval" in r["warnings"] for r in results[len(users) :])
+
+
+def test_wrong_key_stops_at_once_with_exit_3(live, tmp_path: Path) -> None:
+    _, server = live()
+    sheet = write_sheet(tmp_path / "s.csv", [row for row, _ in SHEET[:3]])
+    out = tmp_path / "r.csv"
+    result = invoke(
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+        env={"LMS365_API_KEY": "wrong-key-0000"},
+    )
+    assert result.exit_code == 3
+    assert "401" in result.output
+    assert "wrong-key-0000" not in result.output
+    assert {r["status"] for r in read_results(out)} == {"not_attempted"}
+    assert stats(server)["by_route"]["enroll"] == 0
+
+
+def test_read_only_key_stops_with_exit_3(live, tmp_path: Path) -> None:
+    _, server = live()
+    sheet = write_sheet(tmp_path / "s.csv", [row for row, _ in SHEET[:3]])
+    out = tmp_path / "r.csv"
+    result = invoke(
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+        "--concurrency",
+        "1",
+        env={"LMS365_API_KEY": READ_ONLY_KEY},
+    )
+    assert result.exit_code == 3
+    assert "read-only" in result.output
+    statuses = [r["status"] for r in read_results(out)]
+    assert statuses.count("failed") == 1
+    assert set(statuses) <= {"failed", "not_attempted", "already_enrolled"}
+
+
+def test_header_only_sheet_is_not_an_error(live, tmp_path: Path) -> None:
+    _, server = live()
+    sheet = write_sheet(tmp_path / "empty.csv", [])
+    out = tmp_path / "r.csv"
+    result = invoke(
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--api-key",
+        FULL_KEY,
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").splitlines() == [",".join([*RESULT_COLUMNS, "Note"])]
+
+
+def test_unreadable_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "nope.csv"
+    bad.write_text("name,dept\nkay,HR\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["run", str(bad), "--base-url", "http://127.0.0.1:9", "--api-key", "k"]
+    )
+    assert result.exit_code == 2
+    assert "nope.csv" in result.output
+    assert "course_id" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_file_is_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "missing.csv"), "--api-key", "k"])
+    assert result.exit_code == 2
+    assert "missing.csv" in result.output
+
+
+def test_plain_http_only_to_localhost(tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path / "s.csv", [row for row, _ in SHEET[:1]])
+    result = invoke("run", str(sheet), "--base-url", "http://lms.example.com", "--api-key", "k")
+    assert result.exit_code == 2
+    assert "https://" in result.output
+
+
+def test_missing_api_key_is_exit_2(tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path / "s.csv", [row for row, _ in SHEET[:1]])
+    result = invoke("run", str(sheet), "--base-url", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "LMS365_API_KEY" in result.output
+
+
+def test_region_picks_the_regional_host() -> None:
+    from batch_enroll.runner import resolve_base_url
+
+    assert resolve_base_url(None, "uk") == "https://uk-api.365.systems"
+    assert resolve_base_url(None, "gcc") == "https://va-api.usgcc365.systems"
+    assert resolve_base_url(None, None) == "https://api.365.systems"
+
+
+def test_xlsx_input_gives_the_same_results_as_csv(live, tmp_path: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    _, server = live()
+    rows = [row for row, _ in SHEET[:4]]
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["course_id", "user_login_name", "course_session_ids", "Note"])
+    for course, login, sessions, note in rows:
+        sheet.append([int(course), login, sessions, note])
+    book.save(tmp_path / "hires.xlsx")
+    out = tmp_path / "x.csv"
+    result = invoke(
+        "run",
+        str(tmp_path / "hires.xlsx"),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--api-key",
+        FULL_KEY,
+        "--no-progress",
+    )
+    assert result.exit_code == 1, result.output
+    assert [r["status"] for r in read_results(out)] == [want[0] for _, want in SHEET[:4]]
