@@ -16,6 +16,7 @@ from batch_enroll import __version__
 from batch_enroll.journal import JournalError
 from batch_enroll.loader import LoadError
 from batch_enroll.reporter import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Summary, render_summary
+from batch_enroll.requestlog import RequestLog
 from batch_enroll.runner import (
     REGIONS,
     ConfigError,
@@ -166,6 +167,38 @@ def _log_to_stderr() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Trust these CA certificates (PEM), e.g. a corporate TLS proxy's.",
 )
+@click.option(
+    "--skip-enrolled",
+    is_flag=True,
+    help="Read each course's enrollments once and do not send rows already enrolled.",
+)
+@click.option(
+    "--max-unenroll",
+    default="10%",
+    show_default=True,
+    help="Refuse the whole run if it would unenroll more rows than this count or share.",
+)
+@click.option(
+    "--resolve-users",
+    is_flag=True,
+    help="Look up each e-mail in LMS365 first; unknown users become invalid, known ones are"
+    " sent with their LMS365 login name.",
+)
+@click.option(
+    "--ignore-max-attendees",
+    is_flag=True,
+    help="Enroll into full sessions (rows may still say false in an ignore_max_attendees column).",
+)
+@click.option(
+    "--ignore-enrollment-flow",
+    is_flag=True,
+    help="Skip the course's approval flow (rows may say otherwise in their own column).",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one JSON line per request outcome (no secrets).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr (no secrets).")
 def run(
     input_path: Path,
@@ -183,6 +216,12 @@ def run(
     journal: Path | None,
     resume: bool,
     ca_bundle: Path | None,
+    skip_enrolled: bool,
+    max_unenroll: str,
+    resolve_users: bool,
+    ignore_max_attendees: bool,
+    ignore_enrollment_flow: bool,
+    log_file: Path | None,
     verbose: bool,
 ) -> None:
     """Validate INPUT, enroll its valid rows, and write a results CSV."""
@@ -195,6 +234,7 @@ def run(
     if not api_key:
         _fail(f"no API key: set {API_KEY_ENV} or pass --api-key")
     assert api_key is not None
+    request_log = RequestLog(log_file) if log_file is not None else None
     options = RunOptions(
         base_url=url,
         api_key=api_key,
@@ -205,6 +245,12 @@ def run(
         require_session=require_session,
         progress=not no_progress and sys.stderr.isatty(),
         verify=ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True,
+        skip_enrolled=skip_enrolled,
+        max_unenroll=max_unenroll,
+        resolve_users=resolve_users,
+        ignore_max_attendees=ignore_max_attendees,
+        ignore_enrollment_flow=ignore_enrollment_flow,
+        on_event=request_log,
     )
     try:
         summary = run_sheet(
@@ -215,12 +261,15 @@ def run(
             journal=journal,
             resume=resume,
         )
-    except (LoadError, JournalError) as exc:
+    except (LoadError, JournalError, ConfigError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted before anything was sent", EXIT_INTERRUPTED)
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    finally:
+        if request_log is not None:
+            request_log.close()
     _print_summary(summary)
     sys.exit(summary.exit_code)
 

@@ -7,6 +7,7 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +25,15 @@ from batch_enroll.model import (
 )
 from batch_enroll.ratelimit import RateLimiter
 
-__all__ = ["AuthFailure", "LmsClient", "RequestEvent", "make_transport", "odata_quote"]
+__all__ = [
+    "AuthFailure",
+    "LmsClient",
+    "RequestEvent",
+    "current_row",
+    "login_key",
+    "make_transport",
+    "odata_quote",
+]
 
 log = logging.getLogger("batch_enroll")
 
@@ -34,6 +43,9 @@ CLAIMS_PREFIX = "i:0#.f|membership|"
 MAX_THROTTLED = 50
 
 RequestEvent = Mapping[str, Any]
+
+#: The sheet row a request serves, for the request log; set by the worker pool.
+current_row: ContextVar[int | None] = ContextVar("current_row", default=None)
 
 
 class AuthFailure(Exception):
@@ -162,6 +174,7 @@ class LmsClient:
         elapsed = time.monotonic() - started
         if self._on_event is not None or log.isEnabledFor(logging.DEBUG):
             event = {
+                "row": current_row.get(),
                 "method": method,
                 "path": urlsplit(url).path or url,
                 "http_status": outcome.http_status,

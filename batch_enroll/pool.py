@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from batch_enroll.client import AuthFailure, LmsClient
+from batch_enroll.client import AuthFailure, LmsClient, current_row
 from batch_enroll.model import FAILED, UNENROLL, Job, RowResult
 
-__all__ = ["PoolEnd", "PoolReport", "StopControl", "send_jobs"]
+__all__ = ["PoolEnd", "PoolReport", "StopControl", "map_concurrently", "send_jobs"]
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class PoolEnd(enum.Enum):
@@ -86,6 +90,7 @@ async def send_jobs(
                 if stop.requested:
                     return
                 in_flight[job.index] = job
+                current_row.set(job.row)
                 if on_start is not None:
                     on_start(job)
                 try:
@@ -136,3 +141,37 @@ async def send_jobs(
     elif stop.requested or scope.cancel_called:
         report.end = PoolEnd.INTERRUPTED
     return report
+
+
+async def map_concurrently(
+    keys: Sequence[K], read: Callable[[K], Awaitable[V]], *, concurrency: int
+) -> dict[K, V]:
+    """Call ``read`` once per key, ``concurrency`` at a time; return the answers by key.
+
+    An AuthFailure stops every read and is raised as itself, not wrapped in the
+    task group's ExceptionGroup, so callers can handle it like any other call's.
+    """
+    found: dict[K, V] = {}
+    refused: list[AuthFailure] = []
+    send, receive = anyio.create_memory_object_stream[K](max(1, concurrency))
+
+    async def worker(group: TaskGroup, queue: MemoryObjectReceiveStream[K]) -> None:
+        async with queue as stream:
+            async for key in stream:
+                try:
+                    found[key] = await read(key)
+                except AuthFailure as exc:
+                    refused.append(exc)
+                    group.cancel_scope.cancel()
+                    return
+
+    async with anyio.create_task_group() as group:
+        for _ in range(min(max(1, concurrency), max(1, len(keys)))):
+            group.start_soon(worker, group, receive.clone())
+        async with send:
+            for key in keys:
+                await send.send(key)
+        receive.close()
+    if refused:
+        raise refused[0]
+    return found

@@ -9,7 +9,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from anyio.abc import TaskStatus
 from tqdm import tqdm
 
 from batch_enroll import __version__
-from batch_enroll.client import AuthFailure, CallFailed, LmsClient, RequestEvent, login_key
+from batch_enroll.client import AuthFailure, CallFailed, LmsClient, RequestEvent
 from batch_enroll.journal import (
     Journal,
     JournalError,
@@ -33,16 +33,14 @@ from batch_enroll.journal import (
     read_journal,
 )
 from batch_enroll.loader import Sheet, load_sheet
+from batch_enroll.lookup import read_held, resolve_users, settle
 from batch_enroll.model import (
-    ALREADY_ENROLLED,
     DUPLICATE,
-    ENROLLED,
     INVALID,
     NOT_ATTEMPTED,
     OK,
     UNENROLL,
-    UNENROLLED,
-    Job,
+    WARNING,
     RowResult,
 )
 from batch_enroll.pool import PoolEnd, StopControl, send_jobs
@@ -139,9 +137,22 @@ class RunOptions:
     on_event: Callable[[RequestEvent], None] | None = None
     handle_signals: bool = True
 
+    skip_enrolled: bool = False
+    resolve_users: bool = False
+    ignore_max_attendees: bool = False
+    ignore_enrollment_flow: bool = False
+    #: Most rows a run may unenroll: a count ("25") or a share of the sheet's rows ("10%").
+    max_unenroll: str = "10%"
+
     def fingerprint(self) -> dict[str, Any]:
         """Return the options that change what is sent; a resume must keep them."""
-        return {"base_url": self.base_url, "require_session": self.require_session}
+        return {
+            "base_url": self.base_url,
+            "require_session": self.require_session,
+            "resolve_users": self.resolve_users,
+            "ignore_max_attendees": self.ignore_max_attendees,
+            "ignore_enrollment_flow": self.ignore_enrollment_flow,
+        }
 
 
 def _now() -> str:
@@ -234,63 +245,6 @@ def _progress(total: int, enabled: bool) -> Iterator[tqdm[Any]]:
         bar.close()
 
 
-async def _reconcile(
-    client: LmsClient, jobs: list[Job], prior: JournalState, journal: Journal
-) -> tuple[list[Job], dict[int, RowResult]]:
-    """Ask LMS365 what an earlier, stopped run already did, before sending again.
-
-    A killed run may have sent rows whose answers never reached the journal, so
-    every unfinished row is looked up in its course's enrollments, read once per
-    course, instead of being sent blind.
-    """
-    created = float(prior.header.get("created", 0.0))
-    by_course: dict[int, list[Job]] = {}
-    for job in jobs:
-        by_course.setdefault(job.course_id, []).append(job)
-    remaining: list[Job] = []
-    settled: dict[int, RowResult] = {}
-    for course_id, course_jobs in by_course.items():
-        held = {
-            login_key(str(item.get("UserLoginName", ""))): item
-            for item in await client.find_enrollments(course_id)
-        }
-        for job in course_jobs:
-            existing = held.get(login_key(job.login))
-            ours = job.index in prior.started or _registered_since(existing, created)
-            result: RowResult | None = None
-            if job.action == UNENROLL:
-                if existing is None and job.index in prior.started:
-                    result = RowResult(job.index, UNENROLLED)
-            elif existing is not None:
-                result = RowResult(
-                    job.index,
-                    ENROLLED if ours else ALREADY_ENROLLED,
-                    registration_date=str(existing.get("RegistrationDate") or ""),
-                    enrollment_id=str(existing.get("Id") or ""),
-                    warnings=["found in LMS365 when resuming; not sent again"],
-                )
-            if result is None:
-                remaining.append(job)
-            else:
-                settled[job.index] = result
-                journal.finished(result, row=job.row)
-    remaining.sort(key=lambda job: job.index)
-    return remaining, settled
-
-
-def _registered_since(enrollment: Mapping[str, Any] | None, since: float) -> bool:
-    if enrollment is None or not since:
-        return False
-    value = str(enrollment.get("RegistrationDate") or "")
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp() >= since
-
-
 @dataclass
 class _Run:
     """Everything one run carries from loading to reporting."""
@@ -336,17 +290,27 @@ async def _send(run: _Run, stop: StopControl) -> _Outcome:
         if stop.requested:
             return _Outcome(results, PoolEnd.INTERRUPTED, "interrupted before sending")
         check_sessions(checked, courses, require_session=options.require_session)
-        _journal_verdicts(run)
-        jobs = [job for job in jobs_from(checked) if job.index not in results]
-        if run.prior is not None and jobs:
-            try:
-                jobs, settled = await _reconcile(client, jobs, run.prior, run.journal)
-            except AuthFailure as exc:
-                return _Outcome(results, PoolEnd.AUTH, _auth_message(exc))
-            except CallFailed as exc:
-                reason = f"could not read LMS365's enrollments to resume safely ({exc}); try again"
-                return _Outcome(results, PoolEnd.FAILED, reason)
-            results.update(settled)
+        try:
+            if options.resolve_users:
+                await resolve_users(client, checked)
+            _journal_verdicts(run)
+            jobs = [job for job in jobs_from(checked) if job.index not in results]
+            if jobs and (run.prior is not None or options.skip_enrolled):
+                # A resumed run may have sent rows it never journalled: look before resending.
+                held = await read_held(client, [job.course_id for job in jobs])
+                jobs, settled = settle(
+                    jobs,
+                    held,
+                    prior=run.prior,
+                    skip_enrolled=options.skip_enrolled,
+                    journal=run.journal,
+                )
+                results.update(settled)
+        except AuthFailure as exc:
+            return _Outcome(results, PoolEnd.AUTH, _auth_message(exc))
+        except CallFailed as exc:
+            reason = f"could not read what LMS365 already holds ({exc}); nothing was sent"
+            return _Outcome(results, PoolEnd.FAILED, reason)
         row_numbers = checked["row"].tolist()  # the frame's index is its row position
         with _progress(len(jobs), options.progress) as bar:
 
@@ -446,6 +410,56 @@ def _open_journal(
     return Journal(path, header=header, append=False), None
 
 
+def _with_global_flags(frame: pd.DataFrame, options: RunOptions) -> pd.DataFrame:
+    """Apply --ignore-max-attendees / --ignore-enrollment-flow to rows that do not say."""
+    for name, on in (
+        ("ignore_max_attendees", options.ignore_max_attendees),
+        ("ignore_enrollment_flow", options.ignore_enrollment_flow),
+    ):
+        if not on:
+            continue
+        frame = frame.copy()
+        if name not in frame.columns:
+            frame[name] = "true"
+        else:
+            frame[name] = frame[name].where(frame[name].astype(str) != "", "true")
+    return frame
+
+
+def unenroll_limit(spec: str, rows: int) -> float:
+    """Read --max-unenroll: a count ("25") or a share of the sheet's rows ("10%")."""
+    text = spec.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError
+            return rows * share / 100
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return float(count)
+    except ValueError:
+        raise ConfigError(
+            f"--max-unenroll {spec!r} is neither a count like 25 nor a share like 10%"
+        ) from None
+
+
+def _guard_unenroll(checked: pd.DataFrame, spec: str) -> None:
+    """Refuse the whole run when the sheet would unenroll more than allowed."""
+    wanted = checked[(checked["_action"] == UNENROLL) & checked["status"].isin((OK, WARNING))]
+    limit = unenroll_limit(spec, len(checked))
+    if len(wanted) <= limit:
+        return
+    rows = ", ".join(str(r) for r in wanted["row"].head(5))
+    more = ", ..." if len(wanted) > 5 else ""
+    raise ConfigError(
+        f"this sheet would unenroll {len(wanted)} users (rows {rows}{more}), more than"
+        f" --max-unenroll {spec} allows ({limit:g} of {len(checked)} rows); nothing was sent."
+        f" If that is intended, pass --max-unenroll {len(wanted)}"
+    )
+
+
 def run_sheet(
     input_path: str | Path,
     *,
@@ -464,7 +478,8 @@ def run_sheet(
     out = Path(out)
     journal_path = Path(journal) if journal is not None else journal_path_for(out)
     sheet = load_sheet(input_path)
-    checked = check_offline(sheet.frame)
+    checked = check_offline(_with_global_flags(sheet.frame, options))
+    _guard_unenroll(checked, options.max_unenroll)
     out.parent.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
         opened, prior = _open_journal(journal_path, sheet=sheet, options=options, resume=resume)
@@ -489,6 +504,9 @@ def run_sheet(
 def _report(run: _Run, outcome: _Outcome) -> Summary:
     sheet, limiter = run.sheet, run.limiter
     frame = results_frame(run.checked, extra_columns=sheet.extra_columns, results=outcome.results)
+    if run.options.resolve_users and "resolved_login_name" in run.checked.columns:
+        # After the input's columns, so the documented first columns keep their places.
+        frame["resolved_login_name"] = run.checked["resolved_login_name"].to_numpy()
     write_csv(frame, run.out)
     elapsed = time.monotonic() - run.started
     counts = frame["status"].value_counts().to_dict()

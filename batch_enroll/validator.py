@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import pandas as pd
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from batch_enroll.client import CLAIMS_PREFIX, AuthFailure, CallFailed, LmsClient
+from batch_enroll.client import CLAIMS_PREFIX, CallFailed, LmsClient
 from batch_enroll.model import DUPLICATE, ENROLL, INVALID, OK, UNENROLL, WARNING, Job
+from batch_enroll.pool import map_concurrently
 
 __all__ = [
     "CourseInfo",
@@ -290,36 +289,15 @@ async def fetch_courses(
     client: LmsClient, course_ids: Iterable[int], *, concurrency: int = 8
 ) -> dict[int, CourseInfo]:
     """Read each course once, several at a time, under the client's shared limiter."""
-    ids = sorted(set(course_ids))
-    found: dict[int, CourseInfo] = {}
-    refused: list[AuthFailure] = []
-    send, receive = anyio.create_memory_object_stream[int](max(1, concurrency))
 
-    async def worker(queue: MemoryObjectReceiveStream[int]) -> None:
-        async with queue as stream:
-            async for course_id in stream:
-                try:
-                    metadata = await client.get_course(course_id)
-                except AuthFailure as exc:
-                    # Raised plainly below, not wrapped in the task group's ExceptionGroup.
-                    refused.append(exc)
-                    group.cancel_scope.cancel()
-                    return
-                except CallFailed as exc:
-                    found[course_id] = CourseInfo(course_id, True, error=str(exc))
-                    continue
-                found[course_id] = CourseInfo(course_id, metadata is not None, metadata=metadata)
+    async def read(course_id: int) -> CourseInfo:
+        try:
+            metadata = await client.get_course(course_id)
+        except CallFailed as exc:
+            return CourseInfo(course_id, True, error=str(exc))
+        return CourseInfo(course_id, metadata is not None, metadata=metadata)
 
-    async with anyio.create_task_group() as group:
-        for _ in range(min(max(1, concurrency), max(1, len(ids)))):
-            group.start_soon(worker, receive.clone())
-        async with send:
-            for course_id in ids:
-                await send.send(course_id)
-        receive.close()
-    if refused:
-        raise refused[0]
-    return found
+    return await map_concurrently(sorted(set(course_ids)), read, concurrency=concurrency)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -542,6 +520,11 @@ def jobs_from(frame: pd.DataFrame) -> list[Job]:
         else [False] * n
     )
     messages = sendable["message"].tolist() if "message" in sendable.columns else [""] * n
+    logins = sendable["user_login_name"]
+    if "resolved_login_name" in sendable.columns:
+        # --resolve-users found the LoginName LMS365 knows this e-mail by: send that.
+        resolved = sendable["resolved_login_name"]
+        logins = resolved.where(resolved != "", logins)
     return [
         Job(
             index=int(index),
@@ -558,7 +541,7 @@ def jobs_from(frame: pd.DataFrame) -> list[Job]:
             sendable.index,
             sendable["row"],
             sendable["_course"],
-            sendable["user_login_name"],
+            logins,
             sendable["_sessions"],
             sendable["_action"],
             messages,
