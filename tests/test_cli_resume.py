@@ -1,0 +1,355 @@
+"""Nothing lost, nothing sent twice: journal, resume, kill -9, Ctrl+C, one run at a time."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from batch_enroll.cli import main
+from batch_enroll.journal import RunLock, read_journal
+from batch_enroll.simulator import Catalog, SimulatorServer, create_app
+from tests.conftest import FULL_KEY
+
+pytestmark = pytest.mark.slow
+
+COURSES = (201, 202, 203)
+
+
+def big_catalog(users: int) -> Catalog:
+    """A catalog with many users and three open e-learning courses."""
+    return Catalog.from_dict(
+        {
+            "api_keys": [{"key": FULL_KEY, "access": "FullControl"}],
+            "courses": [
+                {
+                    "Id": cid,
+                    "Title": f"Course {cid}",
+                    "CourseType": "ELearning",
+                    "CourseSessionEnrollmentType": None,
+                    "EnrollmentFlow": "AutomaticApproval",
+                    "IsPublished": True,
+                    "IsEnded": False,
+                    "IsDeleted": False,
+                    "CourseSessions": [],
+                }
+                for cid in COURSES
+            ],
+            "users": [
+                {
+                    "Id": 1000 + n,
+                    "LoginName": f"i:0#.f|membership|user{n}@contoso.com",
+                    "Email": f"user{n}@contoso.com",
+                    "Title": f"User {n}",
+                }
+                for n in range(users)
+            ],
+            "groups": [],
+            "enrollments": [],
+        }
+    )
+
+
+def write_sheet(path: Path, users: int) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["course_id", "user_login_name", "employee_no"])
+        for n in range(users):
+            for cid in COURSES:
+                writer.writerow([cid, f"user{n}@contoso.com", f"E{n:05d}"])
+    return path
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def server_for() -> Iterator[Callable[..., SimulatorServer]]:
+    started: list[SimulatorServer] = []
+
+    def start(users: int, **kwargs: Any) -> SimulatorServer:
+        server = SimulatorServer(create_app(big_catalog(users), **kwargs)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def creations(server: SimulatorServer) -> dict[str, Any]:
+    return httpx.get(f"{server.base_url}/_sim/enrollments").json()  # type: ignore[no-any-return]
+
+
+def cli_subprocess(*args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LMS365_API_KEY": FULL_KEY}
+    return subprocess.Popen(
+        [sys.executable, "-m", "batch_enroll", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def run_cli(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), env={"LMS365_API_KEY": FULL_KEY})
+
+
+def assert_complete(results: Path, rows: int, server: SimulatorServer) -> None:
+    got = read_results(results)
+    assert [r["row"] for r in got] == [str(n) for n in range(2, rows + 2)]
+    assert {r["status"] for r in got} == {"enrolled"}
+    assert all(r["registration_date"] for r in got)
+    report = creations(server)
+    assert report["max_created"] == 1  # nobody enrolled twice
+    assert len(report["value"]) == rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_then_resume_enrolls_everyone_exactly_once(
+    server_for, tmp_path: Path, seed: int
+) -> None:
+    users = 80
+    server = server_for(users, latency_ms=15, drop_rate=0.05, seed=seed)
+    sheet = write_sheet(tmp_path / "hires.csv", users)
+    out = tmp_path / "results.csv"
+    args = [
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+        "--rate",
+        "200",
+        "--concurrency",
+        "8",
+    ]
+    process = cli_subprocess(*args)
+    # Kill at a random moment once requests are flowing.
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < 5:
+        assert time.monotonic() < deadline, "the run never started sending"
+        time.sleep(0.02)
+    time.sleep(random.Random(seed).uniform(0.0, 0.6))
+    process.kill()
+    process.wait(timeout=10)
+    assert process.returncode == -signal.SIGKILL
+    made_before = len(creations(server)["value"])
+    assert made_before < users * len(COURSES), "the run finished before the kill"
+
+    result = run_cli(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert_complete(out, users * len(COURSES), server)
+
+
+def test_sigint_stops_gracefully_and_resume_finishes(server_for, tmp_path: Path) -> None:
+    users = 60
+    server = server_for(users, latency_ms=20)
+    sheet = write_sheet(tmp_path / "hires.csv", users)
+    out = tmp_path / "results.csv"
+    args = [
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+        "--rate",
+        "150",
+        "--concurrency",
+        "4",
+    ]
+    process = cli_subprocess(*args)
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr.decode()
+    assert b"Traceback" not in stderr
+    partial = read_results(out)
+    assert len(partial) == users * len(COURSES)
+    statuses = {r["status"] for r in partial}
+    assert "not_attempted" in statuses
+    assert statuses <= {"enrolled", "not_attempted"}
+    journal = read_journal(out.with_name(out.name + ".journal"))
+    assert not journal.finished
+    done = sum(1 for r in partial if r["status"] == "enrolled")
+    assert len(journal.final()) == done
+
+    # A plain re-run refuses to start over an unfinished journal...
+    refused = run_cli(*args)
+    assert refused.exit_code == 2
+    assert "--resume" in refused.output
+    # ...and --resume finishes the job.
+    result = run_cli(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert_complete(out, users * len(COURSES), server)
+
+
+def test_sigterm_is_a_graceful_stop_too(server_for, tmp_path: Path) -> None:
+    users = 40
+    server = server_for(users, latency_ms=20)
+    sheet = write_sheet(tmp_path / "hires.csv", users)
+    out = tmp_path / "results.csv"
+    process = cli_subprocess(
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+        "--rate",
+        "100",
+        "--concurrency",
+        "4",
+    )
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert len(read_results(out)) == users * len(COURSES)
+
+
+def test_resume_refuses_a_changed_input(server_for, tmp_path: Path) -> None:
+    server = server_for(5)
+    sheet = write_sheet(tmp_path / "hires.csv", 5)
+    out = tmp_path / "results.csv"
+    args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
+    assert run_cli(*args).exit_code == 0
+    with sheet.open("a", encoding="utf-8") as handle:
+        handle.write("201,user4@contoso.com,E99999\n")
+    result = run_cli(*args, "--resume")
+    assert result.exit_code == 2
+    assert "different input" in result.output
+
+
+def test_resume_refuses_other_sending_options(server_for, tmp_path: Path) -> None:
+    server = server_for(5)
+    sheet = write_sheet(tmp_path / "hires.csv", 5)
+    out = tmp_path / "results.csv"
+    args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
+    assert run_cli(*args).exit_code == 0
+    result = run_cli(*args, "--resume", "--ignore-max-attendees")
+    assert result.exit_code == 2
+    assert "ignore_max_attendees" in result.output
+
+
+def test_resume_of_a_finished_run_sends_nothing_and_rebuilds_results(
+    server_for, tmp_path: Path
+) -> None:
+    server = server_for(5)
+    sheet = write_sheet(tmp_path / "hires.csv", 5)
+    out = tmp_path / "results.csv"
+    args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
+    assert run_cli(*args).exit_code == 0
+    first = read_results(out)
+    out.unlink()
+    sent = httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"]
+    assert run_cli(*args, "--resume").exit_code == 0
+    assert httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] == sent
+    assert read_results(out) == first
+
+
+def test_torn_last_journal_line_is_tolerated(server_for, tmp_path: Path) -> None:
+    server = server_for(5)
+    sheet = write_sheet(tmp_path / "hires.csv", 5)
+    out = tmp_path / "results.csv"
+    args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
+    assert run_cli(*args).exit_code == 0
+    journal = out.with_name(out.name + ".journal")
+    lines = journal.read_bytes().splitlines(keepends=True)
+    # Drop the "done" line and cut the last result in half, as a power cut would.
+    kept = [line for line in lines if b'"type":"done"' not in line]
+    journal.write_bytes(b"".join(kept[:-1]) + kept[-1][: len(kept[-1]) // 2])
+    state = read_journal(journal)
+    assert state.torn_lines == 1
+    result = run_cli(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert_complete(out, 15, server)
+
+
+def test_a_second_run_on_the_same_results_is_refused(server_for, tmp_path: Path) -> None:
+    server = server_for(3)
+    sheet = write_sheet(tmp_path / "hires.csv", 3)
+    out = tmp_path / "results.csv"
+    with RunLock(out):
+        result = run_cli(
+            "run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"
+        )
+    assert result.exit_code == 2
+    assert "another batch-enroll run" in result.output
+    assert httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] == 0
+
+
+def test_a_dead_runs_lock_does_not_block(server_for, tmp_path: Path) -> None:
+    server = server_for(3)
+    sheet = write_sheet(tmp_path / "hires.csv", 3)
+    out = tmp_path / "results.csv"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from batch_enroll.journal import RunLock;"
+            " lock = RunLock(Path(sys.argv[1])).__enter__(); print('locked', flush=True);"
+            " time.sleep(60)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == b"locked"
+    holder.kill()
+    holder.wait()
+    result = run_cli(
+        "run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_journal_records_are_json_lines_with_a_header(server_for, tmp_path: Path) -> None:
+    server = server_for(2)
+    sheet = write_sheet(tmp_path / "hires.csv", 2)
+    out = tmp_path / "results.csv"
+    journal = tmp_path / "elsewhere" / "run.journal"
+    journal.parent.mkdir()
+    result = run_cli(
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--journal",
+        str(journal),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert records[0]["type"] == "header"
+    assert records[0]["input_sha256"]
+    assert records[-1]["type"] == "done"
+    results = [r for r in records if r["type"] == "result"]
+    assert sorted(r["row"] for r in results) == list(range(2, 8))
