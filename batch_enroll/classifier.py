@@ -59,68 +59,6 @@ NOT_ENROLLED_CODE = "UserNotEnrolled"
 _IN_DOUBT_STATUSES = frozenset({502, 504})
 _RETRY_STATUSES = frozenset({500, 503})
 
-#: What each code means, in words an HR person understands, and what to do about it.
-EXPLANATIONS: Mapping[str, tuple[str, str]] = {
-    "InvalidCourseSession": (
-        "the session is not one of this course's sessions, or the course has no sessions",
-        "copy the session id from the course's session list, or leave it empty for e-learning",
-    ),
-    "TooManySessions": (
-        "the course lets a learner attend only one session, but several were given",
-        "keep one session id in the row",
-    ),
-    "SessionClosed": (
-        "the session has ended or its registration deadline has passed",
-        "choose a later session, or extend the deadline in LMS365",
-    ),
-    "MaxAttendeesReached": (
-        "the session is full",
-        "choose another session, raise the seat limit, or use --ignore-max-attendees",
-    ),
-    "CourseNotAvailable": (
-        "the course is deleted, ended or not published",
-        "publish the course in LMS365 or correct the course id",
-    ),
-    "CourseNotFound": (
-        "no course has this id in LMS365",
-        "correct the course id (it is the number in the course's address)",
-    ),
-    "UserNotFound": (
-        "no user or group with this login name exists in LMS365",
-        "check the spelling, or sync the user to LMS365 first",
-    ),
-    "UserAlreadyEnrolled": (
-        "the user was already enrolled in the course",
-        "nothing to do",
-    ),
-    "UserNotEnrolled": (
-        "the user was not enrolled in the course, so there was nothing to unenroll",
-        "nothing to do",
-    ),
-    "Unauthorized": (
-        "LMS365 refused the API key",
-        "check LMS365_API_KEY (Admin Center > Global Settings > API Key Management)",
-    ),
-    "Forbidden": (
-        "the API key is read-only",
-        "use a Full Control API key",
-    ),
-    "TooManyRequests": (
-        "LMS365 kept throttling the requests",
-        "run again later or lower --rate; --resume sends only what is left",
-    ),
-}
-
-
-def explain(code: str) -> str:
-    """Return the plain-words meaning of an error code, or an empty string."""
-    return EXPLANATIONS.get(code, ("", ""))[0]
-
-
-def advice(code: str) -> str:
-    """Return what a person should do about an error code, or an empty string."""
-    return EXPLANATIONS.get(code, ("", ""))[1]
-
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Read a ``Retry-After`` header: delay-seconds or an HTTP date."""
@@ -168,7 +106,7 @@ def classify_response(response: httpx.Response, *, doubt: bool = False) -> Outco
         return Outcome(Verdict.SUCCESS, status, body=mapping)
     if status in (401, 403):
         code = code or ("Unauthorized" if status == 401 else "Forbidden")
-        return Outcome(Verdict.FATAL_AUTH, status, code, message or explain(code))
+        return Outcome(Verdict.FATAL_AUTH, status, code, message or "LMS365 refused the API key")
     if status == 429:
         return Outcome(Verdict.THROTTLED, status, code or "TooManyRequests", message, retry_after)
     if status == 409 and code == ALREADY_ENROLLED_CODE:

@@ -423,6 +423,12 @@ def demo(out: Path) -> None:
             concurrency=8,
             progress=sys.stderr.isatty(),
         )
-        summary = run_sheet(_bundled("onboarding.csv"), out=out, options=options)
+        # From a checkout, show the sheet the README talks about; else the packaged copy.
+        sheet = Path("sample_data/onboarding.csv")
+        if not sheet.is_file():
+            sheet = _bundled("onboarding.csv")
+        journal = out.with_name(out.name + ".journal")
+        journal.unlink(missing_ok=True)  # every demo starts afresh
+        summary = run_sheet(sheet, out=out, options=options)
     _print_summary(summary)
     click.echo(f"The results CSV went to {out.resolve()}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from batch_enroll.classifier import advice, explain
+from batch_enroll.advice import advice, explain
 from batch_enroll.model import (
     CHECK_STATUSES,
     FAILED,
