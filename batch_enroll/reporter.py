@@ -171,6 +171,7 @@ class Summary:
     rows: int
     counts: dict[str, int]
     errors: dict[str, Problem]
+    by_error_code: dict[str, int]
     by_course: dict[str, dict[str, int]]
     started_at: str
     finished_at: str
@@ -241,6 +242,10 @@ def summarise(
         rows=len(frame),
         counts=counts,
         errors=dict(sorted(problems.items(), key=lambda item: -item[1].count)),
+        by_error_code={
+            str(code): int(n)
+            for code, n in frame.loc[frame["error_code"] != "", "error_code"].value_counts().items()
+        },
         by_course=by_course,
         started_at=started_at,
         finished_at=finished_at,
