@@ -392,7 +392,11 @@ def simulate(
         drop_rate=drop_rate,
     )
     click.echo(f"LMS365 simulator on http://{host}:{port} (Ctrl+C to stop)", err=True)
-    serve(app, host=host, port=port)
+    try:
+        serve(app, host=host, port=port)
+    except KeyboardInterrupt:
+        # uvicorn shuts down cleanly, then hands the Ctrl+C back to us.
+        click.echo("Simulator stopped.", err=True)
 
 
 def _bundled(name: str) -> Path:
