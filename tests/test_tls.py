@@ -1,0 +1,134 @@
+"""TLS: certificates are verified, and --ca-bundle trusts a corporate proxy's CA."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from click.testing import CliRunner
+
+from batch_enroll.cli import main
+from batch_enroll.simulator import Simulator, create_app, load_catalog
+from tests.conftest import FULL_KEY, SAMPLE_CATALOG
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path, Simulator]]:
+    """Serve the simulator over HTTPS with a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    app = create_app(load_catalog(SAMPLE_CATALOG))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
+        lifespan="off",
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    yield f"https://127.0.0.1:{port}", cert, app
+    server.should_exit = True
+    thread.join(timeout=5)
+    sock.close()
+
+
+def sheet(tmp_path: Path) -> Path:
+    path = tmp_path / "s.csv"
+    path.write_text("course_id,email\n101,noah.kim@contoso.com\n", encoding="utf-8")
+    return path
+
+
+def statuses(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [row["status"] for row in csv.DictReader(handle)]
+
+
+def test_an_untrusted_certificate_is_refused(tls_server, tmp_path: Path) -> None:
+    url, _, app = tls_server
+    out = tmp_path / "r.csv"
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(sheet(tmp_path)),
+            "--out",
+            str(out),
+            "--base-url",
+            url,
+            "--no-progress",
+            "--max-retries",
+            "0",
+        ],
+        env={"LMS365_API_KEY": FULL_KEY},
+    )
+    assert result.exit_code == 1, result.output
+    assert statuses(out) == ["failed"]
+    assert app.stats.to_dict()["enrollments_created"] == 0
+
+
+def test_ca_bundle_trusts_the_proxy_certificate(tls_server, tmp_path: Path) -> None:
+    url, cert, app = tls_server
+    out = tmp_path / "r.csv"
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(sheet(tmp_path)),
+            "--out",
+            str(out),
+            "--base-url",
+            url,
+            "--no-progress",
+            "--ca-bundle",
+            str(cert),
+        ],
+        env={"LMS365_API_KEY": FULL_KEY},
+    )
+    assert result.exit_code == 0, result.output
+    assert statuses(out) == ["enrolled"]
+    assert app.stats.to_dict()["enrollments_created"] == 1
+    trusted = ssl.create_default_context(cafile=str(cert))
+    assert httpx.get(f"{url}/_sim/stats", verify=trusted).status_code == 200
