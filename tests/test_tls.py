@@ -30,7 +30,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path, Simulator]]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
-            "openssl",
+            shutil.which("openssl") or "openssl",
             "req",
             "-x509",
             "-newkey",
