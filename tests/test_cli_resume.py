@@ -353,3 +353,48 @@ def test_journal_records_are_json_lines_with_a_header(server_for, tmp_path: Path
     assert records[-1]["type"] == "done"
     results = [r for r in records if r["type"] == "result"]
     assert sorted(r["row"] for r in results) == list(range(2, 8))
+
+
+def test_second_ctrl_c_stops_at_once_and_the_journal_stays_consistent(
+    server_for, tmp_path: Path
+) -> None:
+    users = 20
+    # Answers take 3 s: a graceful stop would wait for them; a second Ctrl+C must not.
+    server = server_for(users, latency_ms=3000)
+    sheet = write_sheet(tmp_path / "hires.csv", users)
+    out = tmp_path / "results.csv"
+    args = [
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+        "--rate",
+        "1000",
+        "--concurrency",
+        "8",
+    ]
+    process = cli_subprocess(*args)
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < 8:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    stopped_at = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr.decode()
+    assert time.monotonic() - stopped_at < 2.5  # did not wait for the 3 s answers
+    rows = read_results(out)
+    assert len(rows) == users * len(COURSES)
+    journal = read_journal(out.with_name(out.name + ".journal"))
+    assert journal.torn_lines == 0
+    assert len(journal.started) >= 8  # the cut-off requests, for --resume to check
+
+    server.app.latency_ms = 0  # the tenant is quick again
+    result = run_cli(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert_complete(out, users * len(COURSES), server)
