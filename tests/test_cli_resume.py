@@ -28,11 +28,11 @@ pytestmark = pytest.mark.slow
 COURSES = (201, 202, 203)
 
 
-def big_catalog(users: int) -> Catalog:
+def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
     """A catalog with many users and three open e-learning courses."""
     return Catalog.from_dict(
         {
-            "api_keys": [{"key": FULL_KEY, "access": "FullControl"}],
+            "api_keys": [{"key": key, "access": "FullControl"}],
             "courses": [
                 {
                     "Id": cid,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from batch_enroll.simulator import Catalog, SimulatorServer, create_app
-from tests.test_cli_resume import COURSES, big_catalog, write_sheet
+from tests.test_cli_resume import big_catalog, write_sheet
 
 pytestmark = pytest.mark.slow
 
@@ -19,28 +19,7 @@ SECRET = "S3cret-Key-Do-Not-Leak-7f3a9c"
 
 
 def catalog_with_secret(users: int) -> Catalog:
-    base = big_catalog(users)
-    data = {
-        "api_keys": [{"key": SECRET, "access": "FullControl"}],
-        "courses": [
-            {
-                "Id": cid,
-                "Title": f"Course {cid}",
-                "CourseType": "ELearning",
-                "EnrollmentFlow": "AutomaticApproval",
-                "IsPublished": True,
-                "IsEnded": False,
-                "IsDeleted": False,
-                "CourseSessions": [],
-            }
-            for cid in COURSES
-        ],
-        "users": [
-            {"Id": u.id, "LoginName": u.login_name, "Email": u.email, "Title": u.title}
-            for u in base.users
-        ],
-    }
-    return Catalog.from_dict(data)
+    return big_catalog(users, key=SECRET)
 
 
 def forms_of(secret: str) -> list[bytes]:
