@@ -1,20 +1,63 @@
 """One rate limiter shared by every request of a run, retries included.
 
-The tenant's throttle is unpublished, so in ``auto`` mode the limiter finds it:
-a slow start doubles the rate until the first 429, then additive increase /
-multiplicative decrease keeps it just under the ceiling. A ``Retry-After``
-pauses everyone, because the throttle counts the tenant, not one worker.
+The tenant's throttle is unpublished, so in ``auto`` mode the limiter finds it.
+A slow start doubles the rate while the throttle stays silent. The first 429
+opens a throttle *episode*: everyone pauses for ``Retry-After`` (the throttle
+counts the tenant, not one worker), and the answers still in flight tell how
+much of what was sent got through; the rate is cut to that share of the send
+rate, within multiplicative bounds. After the episode the rate grows by a
+constant step per second (additive increase) until the next 429 cuts it again
+(multiplicative decrease).
+
+Why the cut aims at the ceiling rather than far below it: a throttle that
+answers 429 with ``Retry-After`` refills while everyone waits, so running a
+little above its ceiling costs a short pause now and then, while running below
+it wastes capacity every second.
+
+Requests start in order, each at its own slot of the current rate; a waiting
+request re-reads the rate and the pause at least every ``max_wait`` seconds, so
+a rate found or a pause announced while it waits applies to it too.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 
+__all__ = ["Clock", "RateLimiter", "Sleep"]
+
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+#: Seconds between doublings in slow start; the rate must also be in use.
+SLOW_START_INTERVAL = 0.25
+#: Additive increase per second, as a share of the rate the last episode settled on.
+INCREASE_SHARE = 0.02
+#: Bounds of a cut, as shares of the rate that was being sent: the first episode
+#: may fall far (slow start overshoots), later ones move in gentler steps.
+FIRST_CUT = (0.125, 0.9)
+LATER_CUT = (0.5, 0.9)
+#: Seconds of recent request starts that measure the send rate at a 429.
+SEND_WINDOW = 0.2
+#: Seconds an episode listens for answers when the 429 gave no ``Retry-After``.
+MIN_EPISODE = 0.25
+
+
+@dataclass
+class _Episode:
+    """A burst of 429s: what was being sent, and how much of it got through."""
+
+    started: float
+    ends: float
+    sent_rate: float
+    bounds: tuple[float, float]
+    admitted: int = 0
+    throttled: int = 0
 
 
 class RateLimiter:
@@ -28,25 +71,35 @@ class RateLimiter:
         max_rate: float = 5000.0,
         min_rate: float = 1.0,
         burst_seconds: float = 0.05,
+        max_wait: float = 0.05,
         clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
     ) -> None:
-        if rate <= 0:
+        if not rate > 0:
             raise ValueError("rate must be positive")
-        self._rate = rate
         self.adaptive = adaptive
-        self.max_rate = max_rate if adaptive else rate
+        self.max_rate = max(max_rate, rate) if adaptive else rate
         self.min_rate = min(min_rate, rate)
+        self._rate = rate
         self._burst_seconds = burst_seconds
+        self._max_wait = max_wait
         self._clock = clock
-        self._next_slot = clock()
-        self._paused_until = 0.0
+        self._sleep = sleep
+        self._lock: anyio.Lock | None = None
+        self._last_start = -math.inf
+        self._paused_until = -math.inf
         self._slow_start = adaptive
-        self._last_change = clock()
-        self._last_decrease = 0.0
-        # Answers seen in the last second, to estimate what the throttle admits.
-        self._admitted: deque[float] = deque()
-        self.throttled = 0
+        now = clock()
+        self._last_change = now
+        self._starts_since_change = 0
+        self._answers_since_change = 0
+        self._step = 0.0
+        self._episode: _Episode | None = None
+        # Start times of the last SEND_WINDOW seconds, to measure the send rate.
+        self._recent: deque[float] = deque()
         self.requests = 0
+        self.throttled = 0
+        self.episodes = 0
         self.peak_rate = rate
 
     @property
@@ -54,66 +107,157 @@ class RateLimiter:
         """Return the current rate in requests per second."""
         return self._rate
 
-    def _set_rate(self, rate: float) -> None:
-        self._rate = max(self.min_rate, min(self.max_rate, rate))
-        self.peak_rate = max(self.peak_rate, self._rate)
-        self._last_change = self._clock()
+    @property
+    def paused_until(self) -> float:
+        """Return the clock time before which no request starts."""
+        return self._paused_until
+
+    # -- pacing ---------------------------------------------------------------------------
+
+    def _slot(self, now: float) -> float:
+        # The burst allowance keeps a late wake-up from lowering the average rate;
+        # it never lets a request start during a pause.
+        return max(
+            self._last_start + 1.0 / self._rate, now - self._burst_seconds, self._paused_until
+        )
+
+    def _grant(self, start: float, now: float) -> None:
+        self._last_start = start
+        self.requests += 1
+        self._starts_since_change += 1
+        recent = self._recent
+        recent.append(now)
+        while recent[0] < now - SEND_WINDOW:
+            recent.popleft()
 
     async def acquire(self) -> None:
         """Wait for this request's turn."""
-        while True:
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = anyio.Lock(fast_acquire=True)
+        if not lock.locked():
             now = self._clock()
-            start = max(self._next_slot, now - self._burst_seconds, self._paused_until)
-            self._next_slot = start + 1.0 / self._rate
-            delay = start - now
-            if delay > 0:
-                await anyio.sleep(delay)
-            # A pause announced while we slept holds us too.
-            if self._paused_until <= self._clock():
-                self.requests += 1
+            start = self._slot(now)
+            if start <= now:
+                self._grant(start, now)
                 return
+        # One waiter at a time, in arrival order, holds the next slot.
+        async with lock:
+            while True:
+                now = self._clock()
+                start = self._slot(now)
+                if start <= now:
+                    self._grant(start, now)
+                    return
+                await self._sleep(min(start - now, self._max_wait))
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now."""
         until = self._clock() + seconds
         if until > self._paused_until:
             self._paused_until = until
-            self._next_slot = max(self._next_slot, until)
+
+    # -- adapting -------------------------------------------------------------------------
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        self._rate = max(self.min_rate, min(self.max_rate, rate))
+        self.peak_rate = max(self.peak_rate, self._rate)
+        self._last_change = now
+        self._starts_since_change = 0
+        self._answers_since_change = 0
+
+    def _in_use(self, now: float) -> bool:
+        """Tell whether requests kept up with the rate since it last changed.
+
+        A rate the client does not reach (its workers are all waiting for
+        answers) says nothing about the throttle; raising it would only make the
+        next cut start from a number nobody sent.
+        """
+        return self._starts_since_change >= 0.5 * self._rate * (now - self._last_change)
+
+    def _send_rate(self, now: float) -> float:
+        recent = self._recent
+        while recent and recent[0] < now - SEND_WINDOW:
+            recent.popleft()
+        measured = len(recent) / SEND_WINDOW
+        return min(self._rate, measured) if measured > 0 else self._rate
+
+    def _close_episode(self, now: float) -> None:
+        episode = self._episode
+        if episode is None or now < episode.ends:
+            return
+        self._episode = None
+        self._last_change = max(now, self._paused_until)
+        self._starts_since_change = 0
+        self._step = max(0.5, self._rate * INCREASE_SHARE)
+
+    def _estimate(self, episode: _Episode) -> None:
+        """Set the rate to the share of the send rate that got through, within bounds."""
+        # Requests that left after the throttle ran dry come back mostly 429;
+        # the add-one keeps a few answers from reading as "nothing gets through".
+        share = (episode.admitted + 1) / (episode.admitted + episode.throttled + 1)
+        low, high = episode.bounds
+        share = max(low, min(high, share))
+        self._set_rate(episode.sent_rate * share, self._clock())
 
     def on_answer(self) -> None:
         """Record an answer the throttle let through; grow the rate in auto mode."""
-        now = self._clock()
-        self._admitted.append(now)
-        while self._admitted and self._admitted[0] < now - 1.0:
-            self._admitted.popleft()
-        if not self.adaptive or now < self._paused_until:
+        if not self.adaptive:
             return
+        now = self._clock()
+        episode = self._episode
+        if episode is not None:
+            if now < episode.ends:
+                episode.admitted += 1
+                self._estimate(episode)
+                return
+            self._close_episode(now)
+        if now < self._paused_until:
+            return
+        self._answers_since_change += 1
         elapsed = now - self._last_change
         if self._slow_start:
-            # Double about every quarter second while the throttle stays silent.
-            if elapsed >= 0.25:
-                self._set_rate(self._rate * 2)
+            # Like TCP, double once per round trip: only when most of what went out
+            # at this rate has been answered, so a slow server is not flooded blind.
+            if elapsed >= SLOW_START_INTERVAL and (
+                2 * self._answers_since_change >= self._starts_since_change
+            ):
+                if self._in_use(now):
+                    self._set_rate(self._rate * 2, now)
+                else:
+                    self._last_change, self._starts_since_change = now, 0
+                    self._answers_since_change = 0
         elif elapsed >= 0.1:
-            # Additive increase: about 2% of the rate per second, probing gently.
-            self._set_rate(self._rate + max(0.5, self._rate * 0.02) * elapsed)
+            if self._in_use(now):
+                self._set_rate(self._rate + self._step * elapsed, now)
+            else:
+                # Idle time earns no increase: the throttle was not probed.
+                self._last_change, self._starts_since_change = now, 0
 
     def on_throttle(self, retry_after: float | None) -> None:
         """Back off after a 429 and pause everyone for ``Retry-After``."""
         self.throttled += 1
-        now = self._clock()
         if retry_after:
             self.pause(retry_after)
         if not self.adaptive:
             return
-        # One decrease per burst of 429s: those already in flight carry no news.
-        if now - self._last_decrease < 1.0:
-            return
-        self._last_decrease = now
-        admitted = len(self._admitted)
-        if self._slow_start:
+        now = self._clock()
+        episode = self._episode
+        if episode is not None and now >= episode.ends:
+            self._close_episode(now)
+            episode = None
+        if episode is None:
+            bounds = FIRST_CUT if self._slow_start else LATER_CUT
             self._slow_start = False
-            # What came through in the last second is a fair first guess at the ceiling.
-            target = min(self._rate / 2, admitted * 0.95) if admitted else self._rate / 2
-            self._set_rate(max(target, self._rate / 4))
+            self.episodes += 1
+            episode = self._episode = _Episode(
+                started=now,
+                ends=max(self._paused_until, now + MIN_EPISODE),
+                sent_rate=self._send_rate(now),
+                bounds=bounds,
+            )
         else:
-            self._set_rate(self._rate * 0.85)
+            # A longer Retry-After within the episode stretches it.
+            episode.ends = max(episode.ends, self._paused_until)
+        episode.throttled += 1
+        self._estimate(episode)

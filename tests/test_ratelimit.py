@@ -1,0 +1,471 @@
+"""The shared rate limiter, on virtual time: no test here waits on a real clock.
+
+Single-task tests drive a fake clock through the limiter's ``sleep``; tests with
+many workers run on an event loop whose clock jumps straight to the next timer,
+so thirty seconds of throttled traffic take a fraction of a second and come out
+the same every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import selectors
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from batch_enroll.ratelimit import FIRST_CUT, LATER_CUT, SLOW_START_INTERVAL, RateLimiter
+
+
+class FakeTime:
+    """A clock that moves only when the limiter sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await anyio.lowlevel.checkpoint()
+
+
+def limiter(time: FakeTime, **kwargs: Any) -> RateLimiter:
+    return RateLimiter(clock=time, sleep=time.sleep, **kwargs)
+
+
+def run(main: Callable[[], Awaitable[Any]]) -> Any:
+    return anyio.run(main)
+
+
+# -- many workers on virtual time ------------------------------------------------------------
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Poll without blocking; when nothing is ready, jump the loop's clock to its next timer."""
+
+    loop: VirtualTimeLoop
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        ready = super().select(0)
+        if ready:
+            return ready
+        if timeout is None:
+            raise RuntimeError("deadlock: no timer and nothing ready")
+        self.loop.virtual_now += timeout
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock only moves when every task is waiting for a timer."""
+
+    def __init__(self) -> None:
+        selector = _JumpingSelector()
+        self.virtual_now = 0.0
+        super().__init__(selector=selector)
+        selector.loop = self
+
+    def time(self) -> float:
+        return self.virtual_now
+
+
+def run_virtual(main: Callable[[], Awaitable[Any]]) -> Any:
+    return anyio.run(main, backend="asyncio", backend_options={"loop_factory": VirtualTimeLoop})
+
+
+class TokenBucket:
+    """The throttle the simulator applies: a bucket of one second's worth, Retry-After >= 1."""
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = now
+
+    def take(self, now: float) -> int:
+        """Return 0 when the request passes, else the whole seconds of Retry-After."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0
+        return max(1, math.ceil((1.0 - self.tokens) / self.rate))
+
+
+async def drive(
+    limiter_for: Callable[[Callable[[], float]], RateLimiter],
+    *,
+    requests: int,
+    workers: int,
+    latency: float,
+    throttle: float | None = None,
+) -> dict[str, Any]:
+    """Send ``requests`` as the client does (a 429 is retried) and tally what happened."""
+    clock = anyio.current_time
+    lim = limiter_for(clock)
+    bucket = TokenBucket(throttle, clock()) if throttle else None
+    starts: list[float] = []
+    tally: dict[str, Any] = {"ok": 0, "throttled": 0, "starts": starts, "limiter": lim}
+    rows = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in rows:
+            while True:
+                await lim.acquire()
+                starts.append(clock())
+                retry_after = bucket.take(clock()) if bucket else 0
+                await anyio.sleep(latency)
+                if retry_after:
+                    tally["throttled"] += 1
+                    lim.on_throttle(float(retry_after))
+                    continue
+                tally["ok"] += 1
+                lim.on_answer()
+                tally["last"] = clock()
+                break
+
+    async with anyio.create_task_group() as group:
+        for _ in range(workers):
+            group.start_soon(worker)
+    tally["seconds"] = tally["last"] - starts[0]
+    return tally
+
+
+# -- construction ----------------------------------------------------------------------------
+
+
+def test_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        RateLimiter(rate=0)
+
+
+def test_fixed_limiter_reports_itself() -> None:
+    lim = RateLimiter(rate=25)
+    assert lim.rate == 25
+    assert not lim.adaptive
+    assert lim.max_rate == 25
+    assert (lim.requests, lim.throttled) == (0, 0)
+
+
+# -- pacing ----------------------------------------------------------------------------------
+
+
+def test_requests_start_one_slot_apart() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, burst_seconds=0)
+    seen: list[float] = []
+
+    async def main() -> None:
+        for _ in range(5):
+            await lim.acquire()
+            seen.append(time.now)
+
+    run(main)
+    gaps = [round(b - a, 9) for a, b in itertools.pairwise(seen)]
+    assert gaps == [0.1] * 4
+    assert lim.requests == 5
+
+
+def test_fixed_rate_is_a_hard_ceiling() -> None:
+    """Answers never raise a fixed rate, and no second holds more than its share."""
+
+    async def main() -> dict[str, Any]:
+        return await drive(
+            lambda clock: RateLimiter(rate=50, clock=clock),
+            requests=500,
+            workers=64,
+            latency=0.0,
+        )
+
+    tally = run_virtual(main)
+    lim: RateLimiter = tally["limiter"]
+    assert lim.rate == 50
+    starts: list[float] = tally["starts"]
+    for i, start in enumerate(starts):
+        in_window = sum(1 for s in starts[i:] if s < start + 1.0)
+        # The burst allowance (50 ms) may start 2-3 requests early after idling.
+        assert in_window <= 50 * (1.0 + 0.05) + 1
+    assert tally["seconds"] >= (499 - 50 * 0.05) / 50 - 1e-9
+
+
+def test_fixed_rate_ignores_throttling_but_pauses() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=100)
+    lim.on_throttle(2.0)
+    assert lim.rate == 100
+    assert lim.throttled == 1
+
+    async def main() -> None:
+        await lim.acquire()
+
+    start = time.now
+    run(main)
+    assert time.now >= start + 2.0
+
+
+# -- Retry-After -----------------------------------------------------------------------------
+
+
+def test_retry_after_pauses_every_worker() -> None:
+    """A 429 seen by one worker holds the others, including those already waiting."""
+
+    async def main() -> list[float]:
+        lim = RateLimiter(rate=1000, clock=anyio.current_time)
+        starts: list[float] = []
+
+        async def worker() -> None:
+            for _ in range(3):
+                await lim.acquire()
+                starts.append(anyio.current_time())
+                await anyio.sleep(0.01)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(worker)
+            await anyio.sleep(0.005)
+            lim.on_throttle(3.0)  # announced while the workers wait for answers
+        return starts
+
+    starts = run_virtual(main)
+    early = [s for s in starts if s < 0.005]
+    late = [s for s in starts if s >= 0.005]
+    assert len(early) == 8
+    assert len(late) == 16
+    assert min(late) >= 3.005 - 1e-9
+
+
+def test_a_later_retry_after_extends_the_pause_a_shorter_one_does_not() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10)
+    lim.pause(5.0)
+    lim.pause(1.0)
+    assert lim.paused_until == pytest.approx(time.now + 5.0)
+    time.now += 1.0
+    lim.pause(10.0)
+    assert lim.paused_until == pytest.approx(time.now + 10.0)
+
+
+def test_a_pause_announced_while_waiting_holds_the_waiter() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=1, burst_seconds=0, max_wait=0.05)
+    granted: list[float] = []
+
+    async def sleep_and_pause(seconds: float) -> None:
+        # The first nap of the waiting request is when the 429 arrives.
+        if not granted or (len(granted) == 1 and lim.paused_until < time.now):
+            lim.pause(4.0)
+        await time.sleep(seconds)
+
+    lim._sleep = sleep_and_pause
+
+    async def main() -> None:
+        await lim.acquire()
+        granted.append(time.now)
+        await lim.acquire()
+        granted.append(time.now)
+
+    run(main)
+    assert granted[1] >= granted[0] + 4.0
+
+
+# -- auto: slow start ------------------------------------------------------------------------
+
+
+def _pace_and_answer(time: FakeTime, lim: RateLimiter, seconds: float) -> list[float]:
+    """Send and get instant answers for ``seconds``; return the rate after each answer."""
+    rates: list[float] = []
+    end = time.now + seconds
+
+    async def main() -> None:
+        while time.now < end:
+            await lim.acquire()
+            lim.on_answer()
+            rates.append(lim.rate)
+
+    run(main)
+    return rates
+
+
+def test_slow_start_doubles_while_no_429_comes() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    rates = _pace_and_answer(time, lim, 1.2)
+    distinct = sorted(set(rates))
+    assert distinct[:4] == [10, 20, 40, 80]
+    assert all(b == 2 * a for a, b in itertools.pairwise(distinct))
+
+
+def test_slow_start_waits_at_least_its_interval_between_doublings() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    changes: list[float] = []
+    last = lim.rate
+
+    async def main() -> None:
+        nonlocal last
+        while time.now < 1000.0 + 1.5:
+            await lim.acquire()
+            lim.on_answer()
+            if lim.rate != last:
+                changes.append(time.now)
+                last = lim.rate
+
+    run(main)
+    assert len(changes) >= 3
+    gaps = [b - a for a, b in itertools.pairwise(changes)]
+    assert min(gaps) >= SLOW_START_INTERVAL - 1e-9
+
+
+def test_an_unused_rate_is_not_raised() -> None:
+    """Answers without requests to pace (every worker busy) are no reason to go faster."""
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    for _ in range(50):
+        time.now += 0.1
+        lim.on_answer()
+    assert lim.rate == 10
+
+
+def test_adaptive_rate_stops_at_max_rate() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True, max_rate=60)
+    _pace_and_answer(time, lim, 3.0)
+    assert lim.rate == 60
+    assert lim.peak_rate == 60
+
+
+# -- auto: the first 429, then AIMD ---------------------------------------------------------
+
+
+def _slow_start_to(time: FakeTime, lim: RateLimiter, rate: float) -> None:
+    async def main() -> None:
+        while lim.rate < rate:
+            await lim.acquire()
+            lim.on_answer()
+
+    run(main)
+    # Keep sending at this rate for a moment, so the send rate is measured.
+    _pace_and_answer(time, lim, 0.01)
+
+
+def test_first_429_ends_slow_start_and_cuts() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    _slow_start_to(time, lim, 160)
+    sent = lim.rate
+    lim.on_throttle(1.0)
+    assert lim.throttled == 1
+    assert lim.episodes == 1
+    assert FIRST_CUT[0] * sent <= lim.rate <= FIRST_CUT[1] * sent
+    # No more doubling: answers after the pause raise the rate by small steps.
+    time.now = lim.paused_until
+    before = lim.rate
+    rates = _pace_and_answer(time, lim, 2.0)
+    assert max(rates) < 1.2 * before
+
+
+def test_the_cut_follows_the_share_of_answers_that_got_through() -> None:
+    """Of the answers in flight at the first 429, the share admitted sets the new rate."""
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    _slow_start_to(time, lim, 320)
+    lim.on_throttle(1.0)
+    sent = lim._episode.sent_rate if lim._episode else 0.0
+    for _ in range(29):
+        time.now += 0.001
+        lim.on_throttle(1.0)
+    for _ in range(9):
+        time.now += 0.001
+        lim.on_answer()
+    # 9 admitted of 39 answers (plus one for the prior): 10/40 of what was sent.
+    assert lim.rate == pytest.approx(sent * 10 / 40)
+    assert lim.episodes == 1
+
+
+def test_429s_of_one_burst_cut_once() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    _slow_start_to(time, lim, 80)
+    for _ in range(20):
+        lim.on_throttle(1.0)
+        time.now += 0.01
+    assert lim.episodes == 1
+    assert lim.throttled == 20
+
+
+def test_additive_increase_then_multiplicative_decrease() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    _slow_start_to(time, lim, 160)
+    lim.on_throttle(1.0)
+    time.now = lim.paused_until
+    # Additive increase: equal steps in equal times, whatever the rate reached.
+    marks: list[float] = []
+    for _ in range(4):
+        _pace_and_answer(time, lim, 1.0)
+        marks.append(lim.rate)
+    steps = [b - a for a, b in itertools.pairwise(marks)]
+    assert all(step > 0 for step in steps)
+    assert max(steps) - min(steps) < 0.25 * max(steps)
+    # Multiplicative decrease on the next 429: within the later-cut bounds of the send rate.
+    sending = lim.rate
+    lim.on_throttle(1.0)
+    assert lim.episodes == 2
+    assert LATER_CUT[0] * sending * 0.9 <= lim.rate <= LATER_CUT[1] * sending + 1e-9
+
+
+def test_429_without_retry_after_cuts_without_pausing() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    _slow_start_to(time, lim, 80)
+    before = lim.rate
+    lim.on_throttle(None)
+    assert lim.rate < before
+    assert lim.paused_until < time.now
+
+
+# -- auto against a token bucket, end to end on virtual time ----------------------------------
+
+
+@pytest.mark.parametrize("ceiling", [20, 100, 400])
+def test_auto_finds_an_unknown_ceiling(ceiling: float) -> None:
+    """Thirty seconds against the simulator's throttle: >= 90% of it, <= 3% answered 429."""
+
+    async def main() -> dict[str, Any]:
+        return await drive(
+            lambda clock: RateLimiter(rate=10, adaptive=True, clock=clock),
+            requests=int(ceiling * 30),
+            workers=64,
+            latency=0.05,
+            throttle=ceiling,
+        )
+
+    tally = run_virtual(main)
+    throughput = tally["ok"] / tally["seconds"]
+    assert throughput >= 0.9 * ceiling
+    assert tally["throttled"] <= 0.03 * (tally["ok"] + tally["throttled"])
+    lim: RateLimiter = tally["limiter"]
+    assert 0.75 * ceiling <= lim.rate <= 1.5 * ceiling
+
+
+def test_auto_without_a_throttle_fills_the_workers() -> None:
+    """No throttle: in-flight requests follow the rate up to the worker count."""
+
+    async def main() -> dict[str, Any]:
+        return await drive(
+            lambda clock: RateLimiter(rate=10, adaptive=True, clock=clock),
+            requests=3200,
+            workers=32,
+            latency=0.2,
+        )
+
+    tally = run_virtual(main)
+    # 32 in flight for 0.2 s each is 160/s at most; slow start costs about a second.
+    assert tally["ok"] / tally["seconds"] >= 0.9 * 32 / 0.2
+    assert tally["throttled"] == 0
