@@ -1,0 +1,238 @@
+"""Write the hostile-input corpus: small malformed files the loader must survive.
+
+Run ``python tests/hostile/make_corpus.py`` to regenerate the files beside this
+script. The output is deterministic (seeded random bytes, fixed zip timestamps), so
+tests/test_hostile_input.py can check that the committed files match this script.
+Cases too big to commit (a 1 MB cell, 10,000 columns, very long lines) and
+those that are not files (a directory) are built by the test itself.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import random
+import sys
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+HERE = Path(__file__).resolve().parent
+
+Cell = str | int | float | bool | tuple[str, str] | None
+
+
+def _column(index: int) -> str:
+    """Return Excel letters for 0-based ``index``."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _xml_cell(ref: str, value: Cell) -> str:
+    """Render one <c> element; a ('e', text) tuple is an Excel error value."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        kind, text = value
+        return f'<c r="{ref}" t="{kind}"><v>{escape(text)}</v></c>'
+    if isinstance(value, bool):
+        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, int | float):
+        return f'<c r="{ref}"><v>{value!r}</v></c>'
+    return f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{escape(value)}</t></is></c>'
+
+
+def _zip(parts: dict[str, str | bytes]) -> bytes:
+    """Zip ``parts`` with a fixed timestamp so the bytes never change."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in parts.items():
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            # OpenDocument requires its mimetype entry stored uncompressed.
+            stored = name == "mimetype"
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def xlsx(sheets: Sequence[dict[int, Sequence[Cell]]]) -> bytes:
+    """Build a minimal .xlsx by hand: one dict {row number: cells} per worksheet."""
+    ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel_ns = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    doc_type = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    sheet_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+    book_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
+    overrides = "".join(
+        f'<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="{sheet_type}"/>'
+        for n in range(1, len(sheets) + 1)
+    )
+    parts: dict[str, str | bytes] = {
+        "[Content_Types].xml": (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{book_type}"/>'
+            f"{overrides}</Types>"
+        ),
+        "_rels/.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            f'<Relationship Id="rId1" Type="{doc_type}/officeDocument" Target="xl/workbook.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/workbook.xml": (
+            f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{ns}" xmlns:r="{rel_ns}">'
+            "<sheets>"
+            + "".join(
+                f'<sheet name="Sheet{n}" sheetId="{n}" r:id="rId{n}"/>'
+                for n in range(1, len(sheets) + 1)
+            )
+            + "</sheets></workbook>"
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            + "".join(
+                f'<Relationship Id="rId{n}" Type="{doc_type}/worksheet" '
+                f'Target="worksheets/sheet{n}.xml"/>'
+                for n in range(1, len(sheets) + 1)
+            )
+            + "</Relationships>"
+        ),
+    }
+    for n, rows in enumerate(sheets, start=1):
+        body = "".join(
+            f'<row r="{number}">'
+            + "".join(_xml_cell(f"{_column(i)}{number}", v) for i, v in enumerate(cells))
+            + "</row>"
+            for number, cells in sorted(rows.items())
+        )
+        parts[f"xl/worksheets/sheet{n}.xml"] = (
+            f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{ns}">'
+            f"<sheetData>{body}</sheetData></worksheet>"
+        )
+    return _zip(parts)
+
+
+GOOD_XLSX = xlsx(
+    [
+        {
+            1: ["course_id", "user_login_name", "note"],
+            2: [42.0, "ann@contoso.com", "first"],
+            3: [43, "bob@contoso.com", None],
+        }
+    ]
+)
+
+
+def _random(seed: int, size: int, *, low: int = 0) -> bytes:
+    """Return ``size`` reproducible random bytes, each at least ``low``."""
+    rng = random.Random(seed)
+    return bytes(rng.randrange(low, 256) for _ in range(size))
+
+
+CASES: dict[str, Callable[[], bytes]] = {
+    # -- empty-ish
+    "empty.csv": lambda: b"",
+    "whitespace_only.csv": lambda: b"  \r\n\t \n   \n",
+    "bom_only.csv": lambda: codecs.BOM_UTF8,
+    "bom_and_blank_lines.csv": lambda: codecs.BOM_UTF8 + b"\r\n\r\n",
+    "only_delimiters.csv": lambda: b",,,\n;;;\n|||\n\t\t\n",
+    "header_only.csv": lambda: b"course_id,user_login_name\r\n",
+    "header_only_no_newline.csv": lambda: b"course_id;user_login_name",
+    # -- not text at all
+    "nul_bytes.csv": lambda: b"course_id,user_login_name\n1,ann\x00@contoso.com\n",
+    "random_bytes.csv": lambda: _random(1, 4096),
+    "random_bytes_no_nul.csv": lambda: _random(2, 4096, low=1),
+    "png_named.csv": lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + _random(3, 200),
+    "gzip_named.csv": lambda: b"\x1f\x8b\x08\x00" + _random(4, 300),
+    # -- encodings
+    "cp1252.csv": lambda: "course_id,user_login_name,name\n7,zoe@contoso.com,Zoë\n".encode(
+        "cp1252"
+    ),
+    "utf16_bom_tabs.txt": lambda: (
+        "course_id\tuser_login_name\tname\r\n7\tzoe@contoso.com\tZoë\r\n8\tbo@contoso.com\tBo\r\n"
+    ).encode("utf-16"),
+    "utf16le_no_bom.csv": lambda: "course_id,user_login_name\n7,zoe@contoso.com\n".encode(
+        "utf-16-le"
+    ),
+    "undefined_cp1252_byte.csv": lambda: b"course_id,user_login_name\n7,zo\x81@contoso.com\n",
+    "mixed_encodings.csv": lambda: (
+        "course_id,user_login_name,name\n7,a@contoso.com,Zoë\n".encode()
+        + "8,b@contoso.com,Zoë\n".encode("cp1252")
+    ),
+    # -- quoting and shape
+    "unbalanced_quote.csv": lambda: b'course_id,user_login_name\n1,ann\n2,"bob\n3,cy\n',
+    "unbalanced_quote_header.csv": lambda: b'"course_id,user_login_name\n1,ann\n',
+    "too_many_cells.csv": lambda: b"course_id,user_login_name,note\n1,ann,x\n2,bob,y,z\n",
+    "too_many_after_quoted_newline.csv": lambda: (
+        b'course_id,user_login_name\n1,"ann\nsmith"\n\n2,bob,extra\n'
+    ),
+    "fewer_cells.csv": lambda: b"course_id,user_login_name,action,note\n1,ann\n2,bob,enroll\n",
+    "crlf.csv": lambda: b"course_id,user_login_name\r\n1,ann\r\n\r\n2,bob\r\n",
+    "cr_only.csv": lambda: b"course_id,user_login_name\r1,ann\r\r2,bob\r",
+    "mixed_line_endings.csv": lambda: b"course_id,user_login_name\r\n1,ann\n2,bob\r\r3,cy\r\n",
+    "leading_blank_lines.csv": lambda: b"\n  \n,,\ncourse_id,user_login_name\n1,ann\n",
+    "quoted_newlines.csv": lambda: (
+        b'course_id,user_login_name,message\n1,ann,"line one\nline two"\n2,bob,"a\r\nb"\n'
+    ),
+    # -- headers
+    "duplicate_extra_headers.csv": lambda: b"course_id,user_login_name,note,note,note\n1,a,x,y,z\n",
+    "ambiguous_user_aliases.csv": lambda: b"course,E-Mail,UPN\n1,a@x.com,a@x.com\n",
+    "ambiguous_course_aliases.csv": lambda: b"Course ID;course_id;user\n1;1;ann\n",
+    "unknown_headers_only.csv": lambda: b"foo,bar,baz\n1,2,3\n",
+    "missing_user.csv": lambda: b"course_id,name\n1,ann\n",
+    "empty_header_cells.csv": lambda: b"course_id,user_login_name,,\n1,ann,,x\n2,bob,,\n",
+    "header_named_row.csv": lambda: b"row,course_id,user_login_name\n9,1,ann\n",
+    "html_named.csv": lambda: (
+        b"<html><body><table><tr><td>course_id</td></tr></table></body></html>\n"
+    ),
+    # -- values
+    "excel_error_values.csv": lambda: b"course_id,user_login_name\n#N/A,ann\n#REF!,#VALUE!\n",
+    "floats_as_text.csv": lambda: b"course_id,user_login_name\n42.0,ann\n1e3,bob\n",
+    "nbsp_and_spaces.csv": lambda: "course_id;user_login_name\n 1\u00a0; ann@x.com \n".encode(),
+    # -- workbooks
+    "xlsx_no_sheets.xlsx": lambda: xlsx([]),
+    "xlsx_empty_sheet.xlsx": lambda: xlsx([{}]),
+    "xlsx_values.xlsx": lambda: xlsx(
+        [
+            {
+                3: ["Course ID", "E-Mail", "Score", "Flag", "Check"],
+                4: [42.0, "ann@contoso.com", 3.5, True, ("e", "#N/A")],
+                6: [43, " bob@contoso.com ", 7.25, False, ("e", "#REF!")],
+            }
+        ]
+    ),
+    "xlsx_named.csv": lambda: GOOD_XLSX,
+    "truncated.xlsx": lambda: GOOD_XLSX[: len(GOOD_XLSX) // 2],
+    "zip_not_xlsx.xlsx": lambda: _zip({"readme.txt": "not a workbook"}),
+    "opendocument.ods": lambda: _zip(
+        {"mimetype": "application/vnd.oasis.opendocument.spreadsheet", "content.xml": "<x/>"}
+    ),
+    "encrypted.xlsx": lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + _random(5, 512),
+    "legacy.xls": lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + _random(6, 1024),
+}
+
+
+def build() -> dict[str, bytes]:
+    """Return every corpus file's name and bytes."""
+    return {name: make() for name, make in CASES.items()}
+
+
+def main(argv: Sequence[str]) -> int:
+    """Write the corpus into the directory given, or beside this script."""
+    target = Path(argv[1]) if len(argv) > 1 else HERE
+    for name, content in build().items():
+        (target / name).write_bytes(content)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
