@@ -395,7 +395,10 @@ def _open_journal(
             state = read_journal(path)
         except JournalError:
             state = None
-        if state is None or not state.finished:
+        # A run that stopped before sending anything (a refused key, say) left
+        # nothing to finish: starting afresh cannot send a row twice.
+        sent = state is not None and bool(state.started or state.final())
+        if state is None or (not state.finished and sent):
             raise JournalError(
                 f"{path}: an earlier run did not finish; add --resume to finish it"
                 " (nothing is sent twice), or delete the journal to start over"

@@ -398,3 +398,15 @@ def test_second_ctrl_c_stops_at_once_and_the_journal_stays_consistent(
     result = run_cli(*args, "--resume")
     assert result.exit_code == 0, result.output
     assert_complete(out, users * len(COURSES), server)
+
+
+def test_a_run_refused_by_its_key_can_simply_be_run_again(server_for, tmp_path: Path) -> None:
+    server = server_for(3)
+    sheet = write_sheet(tmp_path / "hires.csv", 3)
+    out = tmp_path / "results.csv"
+    args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
+    refused = CliRunner().invoke(main, args, env={"LMS365_API_KEY": "not-the-key"})
+    assert refused.exit_code == 3
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert_complete(out, 9, server)
