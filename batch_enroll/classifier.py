@@ -109,9 +109,11 @@ def classify_response(response: httpx.Response, *, doubt: bool = False) -> Outco
         return Outcome(Verdict.FATAL_AUTH, status, code, message or "LMS365 refused the API key")
     if status == 429:
         return Outcome(Verdict.THROTTLED, status, code or "TooManyRequests", message, retry_after)
-    if status == 409 and code == ALREADY_ENROLLED_CODE:
+    if status == 409 and code in (ALREADY_ENROLLED_CODE, ""):
+        # A conflict on Enroll can only mean an existing enrollment, even when a
+        # gateway stripped the body; the code is assumed, the status is not.
         verdict = Verdict.SUCCESS if doubt else Verdict.ALREADY_ENROLLED
-        return Outcome(verdict, status, code, message)
+        return Outcome(verdict, status, ALREADY_ENROLLED_CODE, message)
     if status == 400 and code == NOT_ENROLLED_CODE:
         return Outcome(Verdict.NOT_ENROLLED, status, code, message)
     if status in _IN_DOUBT_STATUSES:
