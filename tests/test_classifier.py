@@ -86,21 +86,13 @@ def test_transport_failures(exc: Exception, verdict: Verdict) -> None:
 
 def test_aiohttp_disconnect_mapped_to_connect_timeout_is_a_doubt() -> None:
     # httpx-aiohttp maps a server hang-up after the request to ConnectTimeout.
-    try:
-        try:
-            raise aiohttp.ServerDisconnectedError()
-        except aiohttp.ServerDisconnectedError as cause:
-            raise httpx.ConnectTimeout("Server disconnected") from cause
-    except httpx.ConnectTimeout as exc:
-        assert classify_exception(exc).verdict is Verdict.IN_DOUBT
+    exc = httpx.ConnectTimeout("Server disconnected")
+    exc.__cause__ = aiohttp.ServerDisconnectedError()
+    assert classify_exception(exc).verdict is Verdict.IN_DOUBT
 
 
 def test_aiohttp_connector_error_was_never_sent() -> None:
     key = aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None)
-    try:
-        try:
-            raise aiohttp.ClientConnectorError(key, OSError(111, "refused"))
-        except aiohttp.ClientConnectorError as cause:
-            raise httpx.ConnectError("refused") from cause
-    except httpx.ConnectError as exc:
-        assert classify_exception(exc).verdict is Verdict.RETRY
+    exc = httpx.ConnectError("refused")
+    exc.__cause__ = aiohttp.ClientConnectorError(key, OSError(111, "refused"))
+    assert classify_exception(exc).verdict is Verdict.RETRY
