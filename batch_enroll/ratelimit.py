@@ -34,8 +34,11 @@ __all__ = ["Clock", "RateLimiter", "Sleep"]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-#: Seconds between doublings in slow start; the rate must also be in use.
-SLOW_START_INTERVAL = 0.25
+#: Seconds between doublings in slow start, at least; the rate must also be in use.
+SLOW_START_INTERVAL = 0.1
+#: Round trips between doublings in slow start: the 429 that ends it takes one
+#: round trip to come back, and what is sent meanwhile is what gets refused.
+SLOW_START_ROUND_TRIPS = 2.0
 #: Additive increase per second, as a share of the rate the last episode settled on.
 INCREASE_SHARE = 0.02
 #: Bounds of a cut, as shares of the rate that was being sent: the first episode
@@ -93,6 +96,7 @@ class RateLimiter:
         self._last_change = now
         self._starts_since_change = 0
         self._answers_since_change = 0
+        self._latency = 0.0
         self._step = 0.0
         self._episode: _Episode | None = None
         # Start times of the last SEND_WINDOW seconds, to measure the send rate.
@@ -200,10 +204,16 @@ class RateLimiter:
         share = max(low, min(high, share))
         self._set_rate(episode.sent_rate * share, self._clock())
 
-    def on_answer(self) -> None:
-        """Record an answer the throttle let through; grow the rate in auto mode."""
+    def on_answer(self, latency: float | None = None) -> None:
+        """Record an answer the throttle let through; grow the rate in auto mode.
+
+        ``latency`` is the request's round trip in seconds, when the caller knows it.
+        """
         if not self.adaptive:
             return
+        if latency is not None:
+            # A smoothed round trip; the first answer sets it outright.
+            self._latency += (0.1 if self._latency else 1.0) * (latency - self._latency)
         now = self._clock()
         episode = self._episode
         if episode is not None:
@@ -217,11 +227,10 @@ class RateLimiter:
         self._answers_since_change += 1
         elapsed = now - self._last_change
         if self._slow_start:
-            # Like TCP, double once per round trip: only when most of what went out
-            # at this rate has been answered, so a slow server is not flooded blind.
-            if elapsed >= SLOW_START_INTERVAL and (
-                2 * self._answers_since_change >= self._starts_since_change
-            ):
+            # Like TCP, double once per few round trips, and only when most of what
+            # went out at this rate has been answered: a slow server is not flooded blind.
+            interval = max(SLOW_START_INTERVAL, SLOW_START_ROUND_TRIPS * self._latency)
+            if elapsed >= interval and 2 * self._answers_since_change >= self._starts_since_change:
                 if self._in_use(now):
                     self._set_rate(self._rate * 2, now)
                 else:

@@ -19,7 +19,13 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from batch_enroll.ratelimit import FIRST_CUT, LATER_CUT, SLOW_START_INTERVAL, RateLimiter
+from batch_enroll.ratelimit import (
+    FIRST_CUT,
+    LATER_CUT,
+    SLOW_START_INTERVAL,
+    SLOW_START_ROUND_TRIPS,
+    RateLimiter,
+)
 
 
 class FakeTime:
@@ -126,7 +132,7 @@ async def drive(
                     lim.on_throttle(float(retry_after))
                     continue
                 tally["ok"] += 1
-                lim.on_answer()
+                lim.on_answer(latency)
                 tally["last"] = clock()
                 break
 
@@ -294,10 +300,11 @@ def _pace_and_answer(time: FakeTime, lim: RateLimiter, seconds: float) -> list[f
 
 def test_slow_start_doubles_while_no_429_comes() -> None:
     time = FakeTime()
-    lim = limiter(time, rate=10, adaptive=True)
+    lim = limiter(time, rate=10, adaptive=True, max_rate=1e9)
     rates = _pace_and_answer(time, lim, 1.2)
     distinct = sorted(set(rates))
     assert distinct[:4] == [10, 20, 40, 80]
+    assert len(distinct) >= 6
     assert all(b == 2 * a for a, b in itertools.pairwise(distinct))
 
 
@@ -320,6 +327,27 @@ def test_slow_start_waits_at_least_its_interval_between_doublings() -> None:
     assert len(changes) >= 3
     gaps = [b - a for a, b in itertools.pairwise(changes)]
     assert min(gaps) >= SLOW_START_INTERVAL - 1e-9
+
+
+def test_slow_start_doubles_once_per_two_round_trips_on_a_slow_server() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    changes: list[float] = []
+    last = lim.rate
+
+    async def main() -> None:
+        nonlocal last
+        while time.now < 1000.0 + 3.0:
+            await lim.acquire()
+            lim.on_answer(0.4)  # what the client measured
+            if lim.rate != last:
+                changes.append(time.now)
+                last = lim.rate
+
+    run(main)
+    gaps = [b - a for a, b in itertools.pairwise(changes)]
+    assert len(changes) >= 2
+    assert min(gaps) >= SLOW_START_ROUND_TRIPS * 0.4 - 1e-9
 
 
 def test_an_unused_rate_is_not_raised() -> None:
