@@ -76,6 +76,8 @@ def _mark(frame: pd.DataFrame, mask: pd.Series[bool], status: str, code: str, me
     ``_quoting``) that builds their messages for them only, not for a million
     clean rows.
     """
+    if not mask.any():
+        return  # the usual case: no need to compare a million statuses
     target = mask & (frame["status"] == OK)
     if not target.any():
         return
