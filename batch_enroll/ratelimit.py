@@ -99,6 +99,7 @@ class RateLimiter:
         self._latency = 0.0
         self._step = 0.0
         self._episode: _Episode | None = None
+        self._settled: float | None = None
         # Start times of the last SEND_WINDOW seconds, to measure the send rate.
         self._recent: deque[float] = deque()
         self.requests = 0
@@ -110,6 +111,18 @@ class RateLimiter:
     def rate(self) -> float:
         """Return the current rate in requests per second."""
         return self._rate
+
+    @property
+    def found(self) -> float:
+        """Return the ceiling found: the rate the last burst of 429s settled on.
+
+        Between bursts the rate probes upward, a little above the ceiling, so the
+        current rate overstates it. Before any 429 no ceiling is known and this is
+        the current rate.
+        """
+        if self._episode is not None or self._settled is None:
+            return self._rate  # mid-burst, the rate is the estimate being refined
+        return self._settled
 
     @property
     def paused_until(self) -> float:
@@ -191,6 +204,7 @@ class RateLimiter:
         if episode is None or now < episode.ends:
             return
         self._episode = None
+        self._settled = self._rate
         self._last_change = max(now, self._paused_until)
         self._starts_since_change = 0
         self._step = max(0.5, self._rate * INCREASE_SHARE)

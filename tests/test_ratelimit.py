@@ -448,6 +448,20 @@ def test_additive_increase_then_multiplicative_decrease() -> None:
     assert LATER_CUT[0] * sending * 0.9 <= lim.rate <= LATER_CUT[1] * sending + 1e-9
 
 
+def test_found_is_where_the_last_cut_settled_not_the_probe_above_it() -> None:
+    time = FakeTime()
+    lim = limiter(time, rate=10, adaptive=True)
+    _slow_start_to(time, lim, 160)
+    assert lim.found == lim.rate  # no 429 yet: nothing found beyond the rate itself
+    lim.on_throttle(1.0)
+    time.now = lim.paused_until
+    _pace_and_answer(time, lim, 0.01)  # the first answer after the pause closes the burst
+    settled = lim.rate
+    _pace_and_answer(time, lim, 3.0)
+    assert lim.rate > settled
+    assert lim.found == pytest.approx(settled)
+
+
 def test_429_without_retry_after_cuts_without_pausing() -> None:
     time = FakeTime()
     lim = limiter(time, rate=10, adaptive=True)
