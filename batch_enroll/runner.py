@@ -531,7 +531,8 @@ def _report(run: _Run, outcome: _Outcome) -> Summary:
     )
     summary.requests = limiter.requests
     summary.throttled = limiter.throttled
-    summary.rate_found = round(limiter.rate, 1) if limiter.adaptive else None
+    # The ceiling found, not the rate last probed above it.
+    summary.rate_found = round(limiter.found, 1) if limiter.adaptive else None
     summary.stopped_because = outcome.stopped_because
     summary.sending_seconds = round(outcome.sending_seconds, 3)
     summary.journal = str(run.journal.path)
