@@ -49,6 +49,8 @@ LATER_CUT = (0.5, 0.9)
 SEND_WINDOW = 0.2
 #: Seconds an episode listens for answers when the 429 gave no ``Retry-After``.
 MIN_EPISODE = 0.25
+#: Seconds of answers after the first 429s before they measure the ceiling found.
+MEASURE_SECONDS = 3.0
 
 
 @dataclass
@@ -100,6 +102,9 @@ class RateLimiter:
         self._step = 0.0
         self._episode: _Episode | None = None
         self._settled: float | None = None
+        # Answers since the first burst of 429s ended: what the throttle lets through.
+        self._measured_since: float | None = None
+        self._measured = 0
         # Start times of the last SEND_WINDOW seconds, to measure the send rate.
         self._recent: deque[float] = deque()
         self.requests = 0
@@ -114,12 +119,19 @@ class RateLimiter:
 
     @property
     def found(self) -> float:
-        """Return the ceiling found: the rate the last burst of 429s settled on.
+        """Return the ceiling found: what the throttle let through since it first spoke.
 
-        Between bursts the rate probes upward, a little above the ceiling, so the
-        current rate overstates it. Before any 429 no ceiling is known and this is
-        the current rate.
+        Between bursts of 429s the rate probes a little above the ceiling and each
+        cut lands a little below it, so neither is the answer; the answers per
+        second since the first burst are (pauses included). Until a few seconds of
+        them exist, this is the rate the last burst settled on, and before any 429,
+        when no ceiling is known, the current rate.
         """
+        since = self._measured_since
+        if since is not None:
+            window = self._clock() - since
+            if window >= MEASURE_SECONDS:
+                return self._measured / window
         if self._episode is not None or self._settled is None:
             return self._rate  # mid-burst, the rate is the estimate being refined
         return self._settled
@@ -205,6 +217,8 @@ class RateLimiter:
             return
         self._episode = None
         self._settled = self._rate
+        if self._measured_since is None:
+            self._measured_since = max(now, self._paused_until)
         self._last_change = max(now, self._paused_until)
         self._starts_since_change = 0
         self._step = max(0.5, self._rate * INCREASE_SHARE)
@@ -225,6 +239,8 @@ class RateLimiter:
         """
         if not self.adaptive:
             return
+        if self._measured_since is not None:
+            self._measured += 1
         if latency is not None:
             # A smoothed round trip; the first answer sets it outright.
             self._latency += (0.1 if self._latency else 1.0) * (latency - self._latency)

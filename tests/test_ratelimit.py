@@ -140,6 +140,7 @@ async def drive(
         for _ in range(workers):
             group.start_soon(worker)
     tally["seconds"] = tally["last"] - starts[0]
+    tally["found"] = lim.found  # read on the loop: the clock is the loop's
     return tally
 
 
@@ -448,7 +449,7 @@ def test_additive_increase_then_multiplicative_decrease() -> None:
     assert LATER_CUT[0] * sending * 0.9 <= lim.rate <= LATER_CUT[1] * sending + 1e-9
 
 
-def test_found_is_where_the_last_cut_settled_not_the_probe_above_it() -> None:
+def test_found_is_the_settled_rate_until_answers_measure_the_ceiling() -> None:
     time = FakeTime()
     lim = limiter(time, rate=10, adaptive=True)
     _slow_start_to(time, lim, 160)
@@ -457,9 +458,12 @@ def test_found_is_where_the_last_cut_settled_not_the_probe_above_it() -> None:
     time.now = lim.paused_until
     _pace_and_answer(time, lim, 0.01)  # the first answer after the pause closes the burst
     settled = lim.rate
-    _pace_and_answer(time, lim, 3.0)
-    assert lim.rate > settled
+    _pace_and_answer(time, lim, 1.0)
+    assert lim.rate > settled  # probing upward again
     assert lim.found == pytest.approx(settled)
+    # Seconds later, the answers themselves say what gets through.
+    _pace_and_answer(time, lim, 3.0)
+    assert settled < lim.found <= lim.rate  # the mean of a rate that grew all along
 
 
 def test_429_without_retry_after_cuts_without_pausing() -> None:
@@ -494,6 +498,8 @@ def test_auto_finds_an_unknown_ceiling(ceiling: float) -> None:
     assert tally["throttled"] <= 0.03 * (tally["ok"] + tally["throttled"])
     lim: RateLimiter = tally["limiter"]
     assert 0.75 * ceiling <= lim.rate <= 1.5 * ceiling
+    # The ceiling reported is what got through, not the probe above it.
+    assert 0.9 * ceiling <= tally["found"] <= 1.05 * ceiling
 
 
 def test_auto_without_a_throttle_fills_the_workers() -> None:
