@@ -153,6 +153,7 @@ def simulator(
 ) -> Iterator[Simulator]:
     """Start a fresh simulator process, wait until it answers, and always stop it."""
     catalog = catalog or catalog_path()
+    OUT.mkdir(parents=True, exist_ok=True)
     for _attempt in range(3):  # the free port may be taken between probe and bind
         port = free_port()
         args = [
@@ -169,9 +170,9 @@ def simulator(
             "--catalog",
             str(catalog),
         ]
-        process = subprocess.Popen(
-            args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        # A file, not a pipe: a chatty server must never block on a full pipe mid-run.
+        with (OUT / "simulator.log").open("ab") as errors:
+            process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
         server = Simulator(port, process)
         try:
             if _wait_ready(server):
@@ -204,8 +205,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-    if process.stderr is not None:
-        process.stderr.close()
 
 
 @dataclass
