@@ -162,7 +162,10 @@ def _now() -> str:
 def _limiter(options: RunOptions) -> RateLimiter:
     if options.rate is None:
         return RateLimiter(rate=AUTO_START_RATE, adaptive=True)
-    return RateLimiter(rate=options.rate)
+    # A fixed rate is a ceiling, not a promise: pinned at R above a stricter
+    # throttle, every request would meet a 429 and a Retry-After pause, and a run
+    # would crawl at about one row a second. So it backs off and climbs back to R.
+    return RateLimiter(rate=options.rate, adaptive=True, max_rate=options.rate)
 
 
 def _client(options: RunOptions, limiter: RateLimiter) -> LmsClient:

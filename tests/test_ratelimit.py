@@ -517,3 +517,19 @@ def test_auto_without_a_throttle_fills_the_workers() -> None:
     # 32 in flight for 0.2 s each is 160/s at most; slow start costs about a second.
     assert tally["ok"] / tally["seconds"] >= 0.9 * 32 / 0.2
     assert tally["throttled"] == 0
+
+
+def test_a_fixed_rate_backs_off_under_a_stricter_throttle_and_climbs_back_to_it() -> None:
+    """What --rate R builds: R is the ceiling, never exceeded, left only to back off."""
+    time = FakeTime()
+    lim = limiter(time, rate=200, adaptive=True, max_rate=200)
+    _pace_and_answer(time, lim, 1.0)
+    assert lim.rate == 200  # starts at R, not from a slow start
+    lim.on_throttle(1.0)
+    time.now = lim.paused_until
+    _pace_and_answer(time, lim, 0.01)
+    assert lim.rate < 200
+    for _ in range(60):
+        _pace_and_answer(time, lim, 1.0)
+        assert lim.rate <= 200
+    assert lim.rate == 200
