@@ -277,7 +277,9 @@ class LmsClient:
         items: list[Any] = []
         next_url: str | None = url
         next_params = params
+        seen: set[str] = set()
         while next_url:
+            current = self._url(next_url, next_params)
             outcome = await self._get(next_url, params=next_params)
             if outcome.verdict is not Verdict.SUCCESS or outcome.body is None:
                 raise CallFailed(outcome, 1)
@@ -285,7 +287,13 @@ class LmsClient:
             if isinstance(value, list):
                 items.extend(value)
             link = outcome.body.get("@odata.nextLink")
-            next_url = link if isinstance(link, str) and link else None
+            # OData allows a link relative to the page it came with.
+            next_url = str(current.join(link)) if isinstance(link, str) and link else None
+            if next_url in seen:
+                # A server that links a page to itself must not loop us forever.
+                raise CallFailed(Outcome(Verdict.REJECTED, error_code="PagingLoop"), 1)
+            if next_url:
+                seen.add(next_url)
             next_params = None  # the link carries its own query
         return items
 

@@ -313,3 +313,30 @@ async def test_get_course_404_is_none(router, make_client) -> None:
 
 def test_odata_quote_doubles_quotes() -> None:
     assert odata_quote("o'brien@contoso.com") == "'o''brien@contoso.com'"
+
+
+async def test_a_relative_next_link_is_followed_from_its_page(router, make_client) -> None:
+    router.get(ENROLLMENTS_URL, params={"$skip": "1"}).mock(
+        return_value=httpx.Response(200, json={"value": [enrollment(Id=2)]})
+    )
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(
+            200, json={"value": [enrollment(Id=1)], "@odata.nextLink": "Enrollments?$skip=1"}
+        )
+    )
+    async with make_client() as client:
+        found = await client.find_enrollments(42)
+    assert [item["Id"] for item in found] == [1, 2]
+
+
+async def test_a_next_link_loop_is_refused(router, make_client) -> None:
+    from batch_enroll.client import CallFailed
+
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(
+            200, json={"value": [enrollment()], "@odata.nextLink": f"{ENROLLMENTS_URL}?$skip=0"}
+        )
+    )
+    async with make_client() as client:
+        with pytest.raises(CallFailed):
+            await client.find_enrollments(42)
