@@ -12,7 +12,7 @@ import pytest
 from batch_enroll.simulator import Catalog, Simulator, SimulatorServer, create_app, load_catalog
 
 # ---------------------------------------------------------------------------------------------
-# Simulator fixtures (owned by the simulator; add other fixtures in their own block below).
+# The simulator: its sample catalog, an in-process app, and a real server on a free port.
 # ---------------------------------------------------------------------------------------------
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
@@ -64,6 +64,3 @@ def sim_server() -> Iterator[Callable[[Simulator], SimulatorServer]]:
     yield start
     for server in started:
         server.stop()
-
-
-# ---------------------------------------------------------------------------------------------
