@@ -332,7 +332,8 @@ def render_summary(summary: Summary) -> str:
             if problem.advice:
                 lines.append(f"      what to do: {problem.advice}")
     if summary.warnings:
-        lines.append(f"  {summary.warnings} rows carry warnings (see the warnings column)")
+        rows = "1 row carries" if summary.warnings == 1 else f"{summary.warnings} rows carry"
+        lines.append(f"  {rows} warnings (see the warnings column)")
     lines.extend(summary.notes)
     if summary.stopped_because:
         lines.append(f"Stopped: {summary.stopped_because}")
