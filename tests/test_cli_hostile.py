@@ -1,4 +1,4 @@
-"""Every hostile input, through the real CLI: a one-line error or per-row verdicts, never a traceback."""
+"""Every hostile input through the real CLI: a one-line error or row verdicts, no traceback."""
 
 from __future__ import annotations
 
