@@ -9,7 +9,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +48,7 @@ from batch_enroll.ratelimit import RateLimiter
 from batch_enroll.reporter import (
     EXIT_AUTH,
     EXIT_INTERRUPTED,
+    EXIT_ROW_PROBLEMS,
     Summary,
     exit_code_for,
     results_frame,
@@ -292,6 +293,10 @@ async def _send(run: _Run, stop: StopControl) -> _Outcome:
             return _Outcome(results, PoolEnd.AUTH, _auth_message(exc))
         if stop.requested:
             return _Outcome(results, PoolEnd.INTERRUPTED, "interrupted before sending")
+        unreachable = _unreachable(courses, options.base_url)
+        if unreachable:
+            # Every row would only fail its retries one by one; say so once instead.
+            return _Outcome(results, PoolEnd.FAILED, unreachable)
         check_sessions(checked, courses, require_session=options.require_session)
         try:
             if options.resolve_users:
@@ -362,6 +367,14 @@ async def _run_async(run: _Run) -> Summary:
             run.journal.close()
             summary = _report(run, outcome)
     return summary
+
+
+def _unreachable(courses: Mapping[int, CourseInfo], base_url: str) -> str:
+    """Say why nothing can be sent when no course read got any answer at all."""
+    if not courses or not all(info.unreachable for info in courses.values()):
+        return ""
+    reason = next(iter(courses.values())).error
+    return f"could not reach LMS365 at {base_url} ({reason}); nothing was sent"
 
 
 def _auth_message(exc: AuthFailure) -> str:
@@ -560,18 +573,19 @@ def validate_sheet(
     if options is not None:
         limiter = _limiter(options)
 
-        async def online() -> str:
+        async def online() -> tuple[str, int | None]:
             async with _signals_stop(options) as stop, _client(options, limiter) as client:
                 try:
                     courses = await _courses_for(client, checked, stop)
                 except AuthFailure as exc:
-                    return _auth_message(exc)
+                    return _auth_message(exc), EXIT_AUTH
+                unreachable = _unreachable(courses, options.base_url)
+                if unreachable:
+                    return unreachable, EXIT_ROW_PROBLEMS
                 check_sessions(checked, courses, require_session=options.require_session)
-                return ""
+                return "", None
 
-        stopped = anyio.run(online)
-        if stopped:
-            exit_override = EXIT_AUTH
+        stopped, exit_override = anyio.run(online)
     frame = results_frame(checked, extra_columns=sheet.extra_columns)
     if report is not None:
         write_csv(frame, Path(report))

@@ -309,6 +309,8 @@ class CourseInfo:
     found: bool
     error: str = ""
     metadata: Mapping[str, Any] | None = None
+    #: The read failed without any answer from LMS365 (no connection, no reply).
+    unreachable: bool = False
 
     @property
     def is_ilt(self) -> bool:
@@ -340,7 +342,8 @@ async def fetch_courses(
         try:
             metadata = await client.get_course(course_id)
         except CallFailed as exc:
-            return CourseInfo(course_id, True, error=str(exc))
+            no_answer = exc.outcome.http_status is None
+            return CourseInfo(course_id, True, error=str(exc), unreachable=no_answer)
         return CourseInfo(course_id, metadata is not None, metadata=metadata)
 
     return await map_concurrently(sorted(set(course_ids)), read, concurrency=concurrency)

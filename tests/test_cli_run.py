@@ -289,3 +289,29 @@ def test_xlsx_input_gives_the_same_results_as_csv(live, tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, result.output
     assert [r["status"] for r in read_results(out)] == [want[0] for _, want in SHEET[:4]]
+
+
+def test_an_unreachable_host_is_said_once_and_nothing_is_sent(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sheet = write_sheet(tmp_path / "s.csv", [row for row, _ in SHEET[:3]])
+    out = tmp_path / "r.csv"
+    result = invoke(
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        f"http://127.0.0.1:{port}",
+        "--api-key",
+        FULL_KEY,
+        "--no-progress",
+        "--max-retries",
+        "1",
+    )
+    assert result.exit_code == 1
+    assert "could not reach LMS365" in result.output
+    assert [r["status"] for r in read_results(out)] == ["not_attempted"] * 3
