@@ -227,6 +227,9 @@ def run(
     """Validate INPUT, enroll its valid rows, and write a results CSV."""
     if verbose:
         _log_to_stderr()
+    source = click.get_current_context().get_parameter_source("base_url")
+    if region and source is click.core.ParameterSource.ENVIRONMENT:
+        base_url = None  # a --region typed now outranks LMS365_BASE_URL set long ago
     try:
         url = resolve_base_url(base_url, region)
     except ConfigError as exc:

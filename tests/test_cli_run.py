@@ -315,3 +315,20 @@ def test_an_unreachable_host_is_said_once_and_nothing_is_sent(tmp_path: Path) ->
     assert result.exit_code == 1
     assert "could not reach LMS365" in result.output
     assert [r["status"] for r in read_results(out)] == ["not_attempted"] * 3
+
+
+def test_region_outranks_the_base_url_environment_variable(tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path / "s.csv", [("abc", "x@contoso.com", "", "")])
+    both = invoke(
+        "run", str(sheet), "--region", "uk", "--base-url", "https://a.example", "--api-key", "k"
+    )
+    assert both.exit_code == 2
+    assert "not both" in both.output
+    # Only invalid rows: nothing is sent, so no host is contacted.
+    result = CliRunner().invoke(
+        main,
+        ["run", str(sheet), "--region", "uk", "--out", str(tmp_path / "r.csv"), "--no-progress"],
+        env={"LMS365_API_KEY": "k", "LMS365_BASE_URL": "http://127.0.0.1:9"},
+    )
+    assert result.exit_code == 1, result.output
+    assert "not both" not in result.output
