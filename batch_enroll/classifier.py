@@ -11,6 +11,7 @@ import email.utils
 import enum
 import json
 import math
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -145,6 +146,16 @@ def _was_not_sent(exc: BaseException) -> bool:
 def classify_exception(exc: BaseException) -> Outcome:
     """Classify a transport failure: could the request have taken effect or not."""
     name = type(exc.__cause__ or exc).__name__
+    if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError) or isinstance(
+        exc.__cause__ or exc.__context__, ssl.SSLCertVerificationError
+    ):
+        return Outcome(
+            Verdict.RETRY,
+            None,
+            "CertificateError",
+            "the server's TLS certificate is not trusted; behind a corporate proxy,"
+            " pass its CA certificate with --ca-bundle",
+        )
     if isinstance(exc, httpx.TransportError | aiohttp.ClientError | OSError) and _was_not_sent(exc):
         return Outcome(Verdict.RETRY, None, name, "could not connect to LMS365")
     if isinstance(exc, httpx.TimeoutException | TimeoutError):

@@ -73,9 +73,12 @@ def _fill_results(checked: pd.DataFrame, results: Mapping[int, RowResult]) -> pd
     codes = checked["error_code"].to_numpy(dtype=object, copy=True)
     messages = checked["error_message"].to_numpy(dtype=object, copy=True)
     warnings = checked["warnings"].to_numpy(dtype=object, copy=True)
-    sendable = (checked["status"] == "ok") | (checked["status"] == "warning")
-    for pos in sendable.to_numpy().nonzero()[0].tolist():
-        result = results.get(int(checked.index[pos]))
+    sendable = ((checked["status"] == "ok") | (checked["status"] == "warning")).to_numpy()
+    # The frame's index is the row position. A row with an outcome shows it even if it
+    # no longer passes validation: a resumed run keeps what an earlier one did.
+    positions = sorted(set(sendable.nonzero()[0].tolist()) | set(results))
+    for pos in positions:
+        result = results.get(pos)
         if result is None:
             status[pos] = NOT_ATTEMPTED
             continue

@@ -105,7 +105,9 @@ def test_an_untrusted_certificate_is_refused(tls_server, tmp_path: Path) -> None
         env={"LMS365_API_KEY": FULL_KEY},
     )
     assert result.exit_code == 1, result.output
-    assert statuses(out) == ["failed"]
+    assert statuses(out) == ["not_attempted"]
+    assert "could not reach LMS365" in result.output
+    assert "--ca-bundle" in result.output
     assert app.stats.to_dict()["enrollments_created"] == 0
 
 
