@@ -58,6 +58,28 @@ RESULT_COLUMNS: Final = (
 )
 
 
+#: Columns the tool adds to a sheet's frame; an input column of the same name is
+#: carried as ``input_<name>`` so that neither overwrites the other.
+ADDED_COLUMNS: Final = frozenset(
+    {
+        *RESULT_COLUMNS[4:],
+        "resolved_login_name",
+        "_course",
+        "_sessions",
+        "_action",
+        "_login_key",
+    }
+)
+
+
+def carried_name(column: str) -> str:
+    """Return the name an input column keeps beside the columns the tool adds."""
+    name = column
+    while name in ADDED_COLUMNS:
+        name = f"input_{name}"
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """One request to send: a sheet row that passed validation."""

@@ -25,6 +25,7 @@ from batch_enroll.model import (
     RUN_STATUSES,
     SUCCESS_STATUSES,
     RowResult,
+    carried_name,
 )
 
 __all__ = [
@@ -126,14 +127,10 @@ def results_frame(
     out["status"] = frame["status"]
     for column in RESULT_COLUMNS[5:]:
         out[column] = frame[column] if column in frame.columns else ""
-    taken = set(RESULT_COLUMNS)
     for column in extra_columns:
-        name = column
-        while name in taken:
-            # An input column may share a name with ours; keep both, visibly.
-            name = f"input_{name}"
-        taken.add(name)
-        out[name] = frame[column]
+        # check_offline moved an input column that shares a name with ours aside.
+        name = carried_name(column)
+        out[name] = frame[name]
     return out.reset_index(drop=True)
 
 

@@ -16,7 +16,16 @@ from typing import Any
 import pandas as pd
 
 from batch_enroll.client import CLAIMS_PREFIX, CallFailed, LmsClient
-from batch_enroll.model import DUPLICATE, ENROLL, INVALID, OK, UNENROLL, WARNING, Job
+from batch_enroll.model import (
+    DUPLICATE,
+    ENROLL,
+    INVALID,
+    OK,
+    UNENROLL,
+    WARNING,
+    Job,
+    carried_name,
+)
 from batch_enroll.pool import map_concurrently
 
 __all__ = [
@@ -152,8 +161,9 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
 
     Adds ``status`` (ok, invalid, duplicate), ``error_code``, ``error_message``,
     ``warnings`` and the parsed ``_course``, ``_sessions``, ``_action`` columns.
+    An input column already named like one of these is kept as ``input_<name>``.
     """
-    frame = sheet.copy()
+    frame = sheet.rename(columns=carried_name)
     n = len(frame)
     frame["status"] = OK
     frame["error_code"] = ""

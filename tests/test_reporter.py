@@ -1,0 +1,102 @@
+"""The reporter: results layout, formula neutralising, the summary and exit codes."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batch_enroll.model import ENROLLED, FAILED, RESULT_COLUMNS, RowResult
+from batch_enroll.reporter import exit_code_for, neutralise, results_frame, write_csv
+from batch_enroll.validator import check_offline
+
+
+def checked(rows: list[dict[str, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(
+        [{"row": n, "course_session_ids": "", **r} for n, r in enumerate(rows, start=2)]
+    )
+    return check_offline(frame)
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        ("=SUM(A1)", "'=SUM(A1)"),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@cmd", "'@cmd"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("plain", "plain"),
+        ("a=b", "a=b"),
+        ("", ""),
+    ],
+)
+def test_formula_cells_are_neutralised_without_losing_the_value(cell: str, shown: str) -> None:
+    assert neutralise(pd.Series([cell])).tolist() == [shown]
+
+
+def test_results_keep_input_order_columns_and_extras(tmp_path: Path) -> None:
+    frame = checked(
+        [
+            {"course_id": "1", "user_login_name": "a@contoso.com", "status": "x", "Dept": "=HR"},
+            {"course_id": "zz", "user_login_name": "b@contoso.com", "status": "y", "Dept": "IT"},
+            {"course_id": "2", "user_login_name": "c@contoso.com", "status": "z", "Dept": "Ops"},
+        ]
+    )
+    results = {0: RowResult(0, ENROLLED, 201, "2026-11-27T10:00:00.000Z", "7", 1)}
+    out = results_frame(frame, extra_columns=("status", "Dept"), results=results)
+    path = tmp_path / "r.csv"
+    write_csv(out, path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == [*RESULT_COLUMNS, "input_status", "Dept"]
+    assert [(r["row"], r["status"]) for r in rows] == [
+        ("2", "enrolled"),
+        ("3", "invalid"),
+        ("4", "not_attempted"),
+    ]
+    assert rows[0]["Dept"] == "'=HR"
+    assert rows[0]["input_status"] == "x"
+    assert rows[0]["registration_date"] == "2026-11-27T10:00:00.000Z"
+
+
+def test_an_earlier_outcome_wins_over_a_new_verdict_on_resume() -> None:
+    frame = checked([{"course_id": "0", "user_login_name": "a@contoso.com"}])
+    assert frame.at[0, "status"] == "invalid"
+    out = results_frame(frame, extra_columns=(), results={0: RowResult(0, ENROLLED, 201)})
+    assert out.at[0, "status"] == ENROLLED
+
+
+def test_header_only_results_are_just_the_header(tmp_path: Path) -> None:
+    frame = check_offline(
+        pd.DataFrame(
+            {
+                "row": pd.Series(dtype="int64"),
+                "course_id": pd.Series(dtype=object),
+                "user_login_name": pd.Series(dtype=object),
+                "course_session_ids": pd.Series(dtype=object),
+                "Note": pd.Series(dtype=object),
+            }
+        )
+    )
+    path = tmp_path / "r.csv"
+    write_csv(results_frame(frame, extra_columns=("Note",), results={}), path)
+    assert path.read_text(encoding="utf-8").splitlines() == [",".join([*RESULT_COLUMNS, "Note"])]
+
+
+@pytest.mark.parametrize(
+    ("counts", "code"),
+    [
+        ({ENROLLED: 3, "already_enrolled": 1, "duplicate": 2}, 0),
+        ({ENROLLED: 3, "skipped_enrolled": 4, "unenrolled": 1}, 0),
+        ({ENROLLED: 3, "invalid": 1}, 1),
+        ({ENROLLED: 3, FAILED: 1}, 1),
+        ({"not_attempted": 1}, 1),
+        ({}, 0),
+    ],
+)
+def test_exit_codes(counts: dict[str, int], code: int) -> None:
+    assert exit_code_for(counts) == code
