@@ -105,6 +105,14 @@ def cli_subprocess(*args: str) -> subprocess.Popen[bytes]:
     )
 
 
+def wait_for_enroll_posts(server: SimulatorServer, count: int) -> None:
+    """Wait until the run under test has sent ``count`` Enroll requests."""
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < count:
+        assert time.monotonic() < deadline, "the run never started sending"
+        time.sleep(0.02)
+
+
 def run_cli(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), env={"LMS365_API_KEY": FULL_KEY})
 
@@ -142,10 +150,7 @@ def test_sigkill_then_resume_enrolls_everyone_exactly_once(
     ]
     process = cli_subprocess(*args)
     # Kill at a random moment once requests are flowing.
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < 5:
-        assert time.monotonic() < deadline, "the run never started sending"
-        time.sleep(0.02)
+    wait_for_enroll_posts(server, 5)
     time.sleep(random.Random(seed).uniform(0.0, 0.6))
     process.kill()
     process.wait(timeout=10)
@@ -177,10 +182,7 @@ def test_sigint_stops_gracefully_and_resume_finishes(server_for, tmp_path: Path)
         "4",
     ]
     process = cli_subprocess(*args)
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < 10:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_enroll_posts(server, 10)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr.decode()
@@ -223,10 +225,7 @@ def test_sigterm_is_a_graceful_stop_too(server_for, tmp_path: Path) -> None:
         "--concurrency",
         "4",
     )
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_enroll_posts(server, 5)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
     assert process.returncode == 130
@@ -377,10 +376,7 @@ def test_second_ctrl_c_stops_at_once_and_the_journal_stays_consistent(
         "8",
     ]
     process = cli_subprocess(*args)
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < 8:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_enroll_posts(server, 8)
     process.send_signal(signal.SIGINT)
     time.sleep(0.2)
     stopped_at = time.monotonic()
