@@ -12,12 +12,12 @@ import enum
 import json
 import math
 import ssl
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import httpx
 
 
@@ -133,20 +133,42 @@ def classify_response(response: httpx.Response, *, doubt: bool = False) -> Outco
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
+def _aiohttp_errors() -> tuple[type[BaseException], type[BaseException], type[BaseException]]:
+    """Return aiohttp's error classes, or stand-ins nothing raises when it is not loaded.
+
+    Only an aiohttp transport raises them, and it has imported aiohttp by then;
+    looking it up here keeps aiohttp's import off commands that send nothing.
+    """
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return (_NeverRaised, _NeverRaised, _NeverRaised)
+    return (
+        aiohttp.ClientError,
+        aiohttp.ClientConnectorError,
+        aiohttp.ClientConnectorCertificateError,
+    )
+
+
+class _NeverRaised(Exception):
+    """Matches no real exception."""
+
+
 def _was_not_sent(exc: BaseException) -> bool:
     cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientError):
+    client_error, connector_error, _ = _aiohttp_errors()
+    if isinstance(cause, client_error):
         # The aiohttp transport maps every ClientConnectionError, a server that
         # hung up after reading our POST included, to httpx.ConnectTimeout; only
         # a failure to open the connection proves nothing was sent.
-        return isinstance(cause, aiohttp.ClientConnectorError)
+        return isinstance(cause, connector_error)
     return isinstance(exc, _NOT_SENT)
 
 
 def classify_exception(exc: BaseException) -> Outcome:
     """Classify a transport failure: could the request have taken effect or not."""
     name = type(exc.__cause__ or exc).__name__
-    if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError) or isinstance(
+    client_error, _, certificate_error = _aiohttp_errors()
+    if isinstance(exc.__cause__, certificate_error) or isinstance(
         exc.__cause__ or exc.__context__, ssl.SSLCertVerificationError
     ):
         return Outcome(
@@ -156,10 +178,11 @@ def classify_exception(exc: BaseException) -> Outcome:
             "the server's TLS certificate is not trusted; behind a corporate proxy,"
             " pass its CA certificate with --ca-bundle",
         )
-    if isinstance(exc, httpx.TransportError | aiohttp.ClientError | OSError) and _was_not_sent(exc):
+    transport_failure = isinstance(exc, httpx.TransportError | client_error | OSError)
+    if transport_failure and _was_not_sent(exc):
         return Outcome(Verdict.RETRY, None, name, "could not connect to LMS365")
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return Outcome(Verdict.IN_DOUBT, None, name, "LMS365 did not answer in time")
-    if isinstance(exc, httpx.TransportError | aiohttp.ClientError | OSError):
+    if transport_failure:
         return Outcome(Verdict.IN_DOUBT, None, name, "the connection broke before LMS365 answered")
     raise exc
