@@ -71,6 +71,17 @@ _connection_options = [
 ]
 
 
+_require_session = click.option(
+    "--require-session",
+    is_flag=True,
+    help="Treat an instructor-led row without a session as invalid instead of a warning.",
+)
+_summary_json = click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the summary as JSON (for schedulers).",
+)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -141,17 +152,9 @@ def _log_to_stderr() -> None:
     show_default=True,
     help="Seconds to wait for each answer.",
 )
-@click.option(
-    "--require-session",
-    is_flag=True,
-    help="Treat an instructor-led row without a session as invalid instead of a warning.",
-)
+@_require_session
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@click.option(
-    "--summary-json",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the summary as JSON (for schedulers).",
-)
+@_summary_json
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -290,16 +293,8 @@ def run(
     is_flag=True,
     help="Check the cells only; do not read course and session rules from LMS365.",
 )
-@click.option(
-    "--require-session",
-    is_flag=True,
-    help="Treat an instructor-led row without a session as invalid instead of a warning.",
-)
-@click.option(
-    "--summary-json",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the summary as JSON.",
-)
+@_require_session
+@_summary_json
 def validate(
     input_path: Path,
     report: Path | None,
