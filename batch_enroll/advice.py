@@ -86,7 +86,7 @@ EXPLANATIONS: Mapping[str, tuple[str, str]] = {
     "InvalidFlag": ("a yes/no column holds something else", "write true or false"),
     "Unconfirmed": (
         "LMS365 did not answer and could not be asked whether the request took effect",
-        "check these people in LMS365, then run again with --resume",
+        "run again with --resume; it asks LMS365 before sending these again",
     ),
     "Interrupted": (
         "the run stopped while these requests were in flight",

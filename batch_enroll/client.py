@@ -410,7 +410,7 @@ class LmsClient:
             if verdict is Verdict.THROTTLED:
                 throttled += 1
                 if throttled > MAX_THROTTLED:
-                    return _failed(job, outcome, attempts)
+                    return _failed(job, outcome, attempts, gave_up=True)
                 await self._wait_before_retry(outcome, throttled)
                 continue
             if verdict is Verdict.IN_DOUBT:
@@ -452,6 +452,7 @@ def _failed(job: Job, outcome: Outcome, attempts: int, *, gave_up: bool = False)
         attempts=attempts,
         error_code=outcome.error_code,
         error_message=message,
+        retryable=gave_up,
     )
 
 
@@ -467,8 +468,9 @@ def _unconfirmed(job: Job, outcome: Outcome, attempts: int) -> RowResult:
         error_code=UNCONFIRMED,
         error_message=(
             f"LMS365 did not answer ({outcome.error_code}) and could not be asked whether"
-            " the request took effect; check this user in LMS365 before sending it again"
+            " the request took effect; --resume asks again before sending it"
         ),
+        retryable=True,
     )
 
 

@@ -58,7 +58,11 @@ class JournalState:
 
     def final(self) -> dict[int, RowResult]:
         """Return the rows that have a final outcome and must not be sent again."""
-        return {i: r for i, r in self.results.items() if r.status in FINAL_STATUSES}
+        return {
+            i: r
+            for i, r in self.results.items()
+            if r.status in FINAL_STATUSES and not r.retryable
+        }
 
 
 def _result_from(record: Mapping[str, Any]) -> RowResult:
@@ -72,6 +76,7 @@ def _result_from(record: Mapping[str, Any]) -> RowResult:
         error_code=str(record.get("error_code") or ""),
         error_message=str(record.get("error_message") or ""),
         warnings=[str(w) for w in record.get("warnings") or []],
+        retryable=bool(record.get("retryable", False)),
     )
 
 
@@ -105,7 +110,11 @@ def read_journal(path: Path) -> JournalState:
         elif kind == "result":
             result = _result_from(record)
             state.results[result.index] = result
-            state.started.discard(result.index)
+            if result.retryable:
+                # It may have landed unseen: a resumed run looks before sending it again.
+                state.started.add(result.index)
+            else:
+                state.started.discard(result.index)
         elif kind == "start":
             index = int(record["index"])
             if index not in state.results:

@@ -108,3 +108,6 @@ class RowResult:
     error_code: str = ""
     error_message: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: The row failed for want of an answer (retries used up, LMS365 unreachable
+    #: to confirm), not because LMS365 refused it: a resumed run tries it again.
+    retryable: bool = False

@@ -406,3 +406,29 @@ def test_a_run_refused_by_its_key_can_simply_be_run_again(server_for, tmp_path: 
     result = run_cli(*args)
     assert result.exit_code == 0, result.output
     assert_complete(out, 9, server)
+
+
+def test_resume_tries_again_the_rows_that_ran_out_of_retries(server_for, tmp_path: Path) -> None:
+    server = server_for(4, fault_rate=1.0, seed=2)  # every answer a 5xx
+    sheet = write_sheet(tmp_path / "hires.csv", 4)
+    out = tmp_path / "results.csv"
+    args = [
+        "run",
+        str(sheet),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-progress",
+        "--max-retries",
+        "0",
+    ]
+    first = run_cli(*args)
+    assert first.exit_code == 1, first.output
+    assert {r["status"] for r in read_results(out)} == {"failed"}
+    assert len(creations(server)["value"]) == 0
+
+    server.app.fault_rate = 0.0  # the outage is over
+    result = run_cli(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert_complete(out, 12, server)
