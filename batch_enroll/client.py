@@ -315,13 +315,27 @@ class LmsClient:
     ) -> list[Mapping[str, Any]]:
         """List a course's enrollments, or one user's enrollment in it."""
         logins = _login_variants(login) if login is not None else [None]
+        wanted = login_key(login) if login is not None else None
         for variant in logins:
             flt = f"CourseId eq {course_id}"
             if variant is not None:
                 flt += f" and UserLoginName eq {odata_quote(variant)}"
             found = await self._get_all("/odata/v2/Enrollments", params={"$filter": flt})
-            if found:
-                return [item for item in found if isinstance(item, Mapping)]
+            # The filter is an assumption: keep only what matches, should a server
+            # ignore a clause and answer with other courses' or people's enrollments.
+            matching = [
+                item
+                for item in found
+                if isinstance(item, Mapping)
+                and item.get("CourseId", course_id) == course_id
+                and (
+                    wanted is None
+                    or "UserLoginName" not in item
+                    or login_key(str(item["UserLoginName"])) == wanted
+                )
+            ]
+            if matching:
+                return matching
         return []
 
     async def find_user_by_email(self, email: str) -> Mapping[str, Any] | None:

@@ -340,3 +340,25 @@ async def test_a_next_link_loop_is_refused(router, make_client) -> None:
     async with make_client() as client:
         with pytest.raises(CallFailed):
             await client.find_enrollments(42)
+
+
+async def test_lookup_ignores_enrollments_a_server_should_have_filtered_out(
+    router, make_client
+) -> None:
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "value": [
+                    enrollment(Id=1, CourseId=7),
+                    enrollment(Id=2, UserLoginName="i:0#.f|membership|someone@contoso.com"),
+                    enrollment(Id=3, UserLoginName="KAY@contoso.com"),
+                ]
+            },
+        )
+    )
+    async with make_client() as client:
+        found = await client.find_enrollments(42, "kay@contoso.com")
+        every = await client.find_enrollments(42)
+    assert [item["Id"] for item in found] == [3]
+    assert [item["Id"] for item in every] == [2, 3]
