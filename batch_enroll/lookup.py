@@ -7,7 +7,6 @@ under the client's shared rate limiter.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -27,6 +26,7 @@ from batch_enroll.model import (
     RowResult,
 )
 from batch_enroll.pool import map_concurrently
+from batch_enroll.validator import parse_time
 
 __all__ = ["Held", "read_held", "resolve_users", "settle"]
 
@@ -47,14 +47,8 @@ async def read_held(client: LmsClient, course_ids: Sequence[int], *, concurrency
 
 
 def _registered_since(enrollment: Mapping[str, Any], since: float) -> bool:
-    value = str(enrollment.get("RegistrationDate") or "")
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return since > 0 and when.timestamp() >= since
+    when = parse_time(enrollment.get("RegistrationDate"))
+    return since > 0 and when is not None and when.timestamp() >= since
 
 
 def _found(job: Job, status: str, enrollment: Mapping[str, Any], note: str) -> RowResult:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from batch_enroll.client import CLAIMS_PREFIX, CallFailed, LmsClient
+from batch_enroll.client import CallFailed, LmsClient, login_key
 from batch_enroll.model import (
     DUPLICATE,
     ENROLL,
@@ -35,6 +35,7 @@ __all__ = [
     "fetch_courses",
     "jobs_from",
     "parse_bool",
+    "parse_time",
 ]
 
 CHECK_COLUMNS = ("status", "error_code", "error_message", "warnings")
@@ -270,10 +271,8 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
                 _quoting(cell, f'{flag} must be true or false, not "', '"', width=40),
             )
 
-    keys = logins.str.lower()
-    claims = keys.str.startswith(CLAIMS_PREFIX)
-    key = per_login_cell(keys.where(~claims, keys.str.slice(len(CLAIMS_PREFIX))))
-    frame["_login_key"] = key
+    # The client's rule, once per distinct login: duplicates and lookups must agree.
+    frame["_login_key"] = per_login_cell(logins.map(login_key))
     clean = frame["status"] == OK
     if clean.any():
         sorted_sessions = frame["_sessions"].copy()
@@ -285,7 +284,7 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
         dup_key = pd.DataFrame(
             {
                 "c": frame["_course"],
-                "u": key,
+                "u": frame["_login_key"],
                 "s": sorted_sessions,
                 "a": frame["_action"],
             }
@@ -359,7 +358,8 @@ async def fetch_courses(
     return await map_concurrently(sorted(set(course_ids)), read, concurrency=concurrency)
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """Read an ISO-8601 time as LMS365 writes it (``...Z``); None when it is not one."""
     if not value or not isinstance(value, str):
         return None
     try:
@@ -371,7 +371,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 def _closed(session: Mapping[str, Any], now: datetime) -> bool:
     for field in ("EndDate", "RegistrationDeadline"):
-        when = _parse_time(session.get(field))
+        when = parse_time(session.get(field))
         if when is not None and when < now:
             return True
     return False
