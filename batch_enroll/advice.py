@@ -27,6 +27,12 @@ EXPLANATIONS: Mapping[str, tuple[str, str]] = {
         "the session is full",
         "choose another session, raise the seat limit, or use --ignore-max-attendees",
     ),
+    "MaxEnrollmentsReached": (
+        "the course already holds 5,000 individually enrolled people, the most LMS365 allows"
+        " in one course",
+        "enroll a group (its login name) instead of individuals, or split the audience over a"
+        " copy of the course",
+    ),
     "CourseNotAvailable": (
         "the course is deleted, ended or not published",
         "publish the course in LMS365 or correct the course id",

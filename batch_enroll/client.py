@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json as jsonlib
 import logging
 import random
@@ -16,12 +17,20 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from batch_enroll.classifier import Outcome, Verdict, classify_exception, classify_response
+from batch_enroll.classifier import (
+    Outcome,
+    Verdict,
+    classify_exception,
+    classify_response,
+    is_pending,
+    is_waitlisted,
+)
 from batch_enroll.model import (
     ALREADY_ENROLLED,
     ENROLLED,
     FAILED,
     UNENROLLED,
+    WAITLISTED,
     Job,
     RowResult,
 )
@@ -259,6 +268,9 @@ class LmsClient:
             outcome = await self._once("GET", url, params=params)
             attempts += 1
             verdict = outcome.verdict
+            if verdict is Verdict.WAITLISTED:
+                # Only an Enroll answer means a waiting list; a read is simply answered.
+                return dataclasses.replace(outcome, verdict=Verdict.SUCCESS)
             if verdict in (Verdict.SUCCESS, Verdict.REJECTED):
                 return outcome
             if verdict is Verdict.THROTTLED:
@@ -392,9 +404,10 @@ class LmsClient:
             outcome = await self._once("POST", url, json=body, doubt=doubt)
             attempts += 1
             verdict = outcome.verdict
-            if verdict is Verdict.SUCCESS:
-                if outcome.http_status == 409:
-                    # Our earlier, unanswered attempt is what enrolled the user.
+            if verdict in (Verdict.SUCCESS, Verdict.WAITLISTED):
+                if outcome.http_status is not None and outcome.http_status >= 400:
+                    # "Already enrolled" after a doubt: our earlier, unanswered
+                    # attempt is what enrolled the user.
                     result = await self._confirm(landed) or RowResult(job.index, success)
                     return _finish(result, outcome.http_status, attempts)
                 return _finish(
@@ -459,7 +472,7 @@ def _failed(job: Job, outcome: Outcome, attempts: int, *, gave_up: bool = False)
     message = outcome.error_message or outcome.error_code
     if gave_up:
         message = f"gave up after {attempts} attempts: {message}"
-    return RowResult(
+    result = RowResult(
         job.index,
         FAILED,
         http_status=outcome.http_status,
@@ -468,6 +481,12 @@ def _failed(job: Job, outcome: Outcome, attempts: int, *, gave_up: bool = False)
         error_message=message,
         retryable=gave_up,
     )
+    if outcome.unknown_code:
+        result.warnings.append(
+            f"LMS365 refused the row with a code batch-enroll does not know"
+            f" (HTTP {outcome.http_status} {outcome.error_code}); it was not retried"
+        )
+    return result
 
 
 UNCONFIRMED = "Unconfirmed"
@@ -491,11 +510,18 @@ def _unconfirmed(job: Job, outcome: Outcome, attempts: int) -> RowResult:
 def _from_enrollment(
     job: Job, status: str, body: Mapping[str, Any] | None, http_status: int | None
 ) -> RowResult:
+    if status == ENROLLED and is_waitlisted(body):
+        status = WAITLISTED
     result = RowResult(job.index, status, http_status=http_status)
     if body:
         result.registration_date = str(body.get("RegistrationDate") or "")
         enrollment_id = body.get("Id")
         result.enrollment_id = "" if enrollment_id is None else str(enrollment_id)
-        if body.get("RegistrationStatus") == "Pending":
+        if is_pending(body):
             result.warnings.append("the enrollment awaits approval in LMS365")
+    if status == WAITLISTED:
+        result.warnings.append(
+            "the session is full: LMS365 put the person on its waiting list, and they get"
+            " a seat when one frees up"
+        )
     return result

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 ENROLLED: Final = "enrolled"
+#: LMS365 took the person onto a full session's waiting list.
+WAITLISTED: Final = "waitlisted"
 ALREADY_ENROLLED: Final = "already_enrolled"
 SKIPPED_ENROLLED: Final = "skipped_enrolled"
 UNENROLLED: Final = "unenrolled"

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from batch_enroll.classifier import parse_lms_time
 from batch_enroll.client import CallFailed, LmsClient, login_key
 from batch_enroll.model import (
     DUPLICATE,
@@ -360,13 +361,7 @@ async def fetch_courses(
 
 def parse_time(value: Any) -> datetime | None:
     """Read an ISO-8601 time as LMS365 writes it (``...Z``); None when it is not one."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_lms_time(value)
 
 
 def _closed(session: Mapping[str, Any], now: datetime) -> bool:

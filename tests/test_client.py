@@ -10,7 +10,15 @@ import pytest
 import respx
 
 from batch_enroll.client import AuthFailure, LmsClient, odata_quote
-from batch_enroll.model import ALREADY_ENROLLED, ENROLLED, FAILED, UNENROLL, UNENROLLED, Job
+from batch_enroll.model import (
+    ALREADY_ENROLLED,
+    ENROLLED,
+    FAILED,
+    UNENROLL,
+    UNENROLLED,
+    WAITLISTED,
+    Job,
+)
 from batch_enroll.ratelimit import RateLimiter
 
 BASE = "https://tenant.example"
@@ -362,3 +370,171 @@ async def test_lookup_ignores_enrollments_a_server_should_have_filtered_out(
         every = await client.find_enrollments(42)
     assert [item["Id"] for item in found] == [3]
     assert [item["Id"] for item in every] == [2, 3]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tolerant reading: answers that stray from the contract, row by row
+# ---------------------------------------------------------------------------------------------
+
+GUID_COURSE = "65c61b1a-04c1-46e6-9d6e-41576a0ce14f"
+GUID_ENROLL_URL = f"{BASE}/odata/v2/Courses({GUID_COURSE})/Enroll"
+GUID_JOB = Job(
+    index=3,
+    row=5,
+    course_id=GUID_COURSE,  # type: ignore[arg-type]
+    login="kay@contoso.com",
+    session_ids=("3f2b9c1e-0000-4000-8000-000000000001",),
+)
+
+
+def v2_enrollment(**extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "Id": "9b7d6f3e-1111-4222-8333-444455556666",
+        "CourseId": GUID_COURSE,
+        "UserLoginName": "i:0#.f|membership|kay@contoso.com",
+        "RegistrationDate": "2026-11-27T10:15:02.1234567Z",
+        "RegistrationStatus": "Active",
+    }
+    body.update(extra)
+    return body
+
+
+async def test_an_unknown_code_fails_the_row_verbatim_without_retry(router, make_client) -> None:
+    body = {"error": {"code": "EnrollmentFrozen", "message": "Enrollment is frozen until Jan 1."}}
+    route = router.post(GUID_ENROLL_URL).mock(return_value=httpx.Response(422, json=body))
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert route.call_count == 1
+    assert result.status == FAILED
+    assert (result.http_status, result.error_code, result.error_message) == (
+        422,
+        "EnrollmentFrozen",
+        "Enrollment is frozen until Jan 1.",
+    )
+    assert not result.retryable  # --resume does not send it again either
+    assert any("does not know" in w and "EnrollmentFrozen" in w for w in result.warnings)
+
+
+async def test_a_400_saying_already_enrolled_is_already_enrolled(router, make_client) -> None:
+    body = {"error": {"code": "BadRequest", "message": "User is already enrolled in the course."}}
+    router.post(GUID_ENROLL_URL).mock(return_value=httpx.Response(400, json=body))
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(200, json={"value": [v2_enrollment()]})
+    )
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert result.status == ALREADY_ENROLLED
+    assert result.http_status == 400
+    assert result.error_message == "User is already enrolled in the course."
+    assert result.enrollment_id == "9b7d6f3e-1111-4222-8333-444455556666"
+    assert result.registration_date == "2026-11-27T10:15:02.1234567Z"
+
+
+async def test_already_enrolled_words_after_a_timeout_mean_our_attempt(router, make_client) -> None:
+    body = {"error": {"code": "BadRequest", "message": "User is already enrolled."}}
+    post = router.post(GUID_ENROLL_URL).mock(
+        side_effect=[httpx.ReadTimeout("slow"), httpx.Response(400, json=body)]
+    )
+    router.get(ENROLLMENTS_URL).mock(
+        side_effect=[
+            httpx.Response(200, json={"value": []}),
+            httpx.Response(200, json={"value": []}),
+            httpx.Response(200, json={"value": [v2_enrollment()]}),
+        ]
+    )
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert post.call_count == 2
+    assert result.status == ENROLLED
+    assert result.enrollment_id == "9b7d6f3e-1111-4222-8333-444455556666"
+
+
+async def test_a_waiting_list_answer_is_waitlisted(router, make_client) -> None:
+    route = router.post(GUID_ENROLL_URL).mock(
+        return_value=httpx.Response(201, json=v2_enrollment(RegistrationStatus="WaitingList"))
+    )
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert route.call_count == 1
+    assert result.status == WAITLISTED == "waitlisted"
+    assert result.http_status == 201
+    assert result.enrollment_id == "9b7d6f3e-1111-4222-8333-444455556666"
+    assert any("waiting list" in w for w in result.warnings)
+
+
+async def test_a_landed_attempt_found_on_the_waiting_list_is_waitlisted(
+    router, make_client
+) -> None:
+    router.post(GUID_ENROLL_URL).mock(side_effect=[httpx.ReadTimeout("slow")])
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(
+            200, json={"value": [v2_enrollment(RegistrationStatus="WaitingList")]}
+        )
+    )
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert result.status == WAITLISTED
+
+
+async def test_the_5000_cap_fails_in_plain_words(router, make_client) -> None:
+    body = {"error": {"code": "MaxEnrollmentsReached", "message": "Enrollment limit reached."}}
+    route = router.post(GUID_ENROLL_URL).mock(return_value=httpx.Response(400, json=body))
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert route.call_count == 1
+    assert result.status == FAILED
+    assert result.error_code == "MaxEnrollmentsReached"
+    assert "5,000" in result.error_message
+    assert "Enrollment limit reached." in result.error_message
+    assert not result.retryable
+    assert result.warnings == []
+
+
+async def test_a_2xx_with_unknown_and_missing_fields_is_enrolled(router, make_client) -> None:
+    router.post(GUID_ENROLL_URL).mock(
+        return_value=httpx.Response(
+            201, json={"Brand": "new", "Nested": {"deep": [1]}, "RegistrationStatus": None}
+        )
+    )
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert result.status == ENROLLED
+    assert (result.registration_date, result.enrollment_id, result.warnings) == ("", "", [])
+
+
+async def test_a_201_without_a_body_is_enrolled(router, make_client) -> None:
+    router.post(GUID_ENROLL_URL).mock(return_value=httpx.Response(201))
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert result.status == ENROLLED
+
+
+async def test_a_proxy_page_is_checked_before_anything_is_resent(router, make_client) -> None:
+    post = router.post(GUID_ENROLL_URL).mock(
+        return_value=httpx.Response(
+            200, content=b"<html>Sign in</html>", headers={"Content-Type": "text/html"}
+        )
+    )
+    # The lookup meets the same page: nothing can be confirmed, so nothing is resent.
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(
+            200, content=b"<html>Sign in</html>", headers={"Content-Type": "text/html"}
+        )
+    )
+    async with make_client() as client:
+        result = await client.enroll(GUID_JOB)
+    assert post.call_count == 1
+    assert result.status == FAILED
+    assert result.retryable
+
+
+async def test_enrollments_with_missing_fields_are_read(router, make_client) -> None:
+    router.get(ENROLLMENTS_URL).mock(
+        return_value=httpx.Response(
+            200,
+            json={"value": [{"UserLoginName": "i:0#.f|membership|kay@contoso.com"}, {}, "x"]},
+        )
+    )
+    async with make_client() as client:
+        found = await client.find_enrollments(GUID_COURSE, "kay@contoso.com")  # type: ignore[arg-type]
+    assert found == [{"UserLoginName": "i:0#.f|membership|kay@contoso.com"}, {}]
