@@ -434,3 +434,53 @@ def demo(out: Path) -> None:
         summary = run_sheet(sheet, out=out, options=options)
     _print_summary(summary)
     click.echo(f"The results CSV went to {out.resolve()}")
+
+
+@main.command()
+@_with(_connection_options)
+@click.option("--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each answer.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust these CA certificates (PEM), e.g. a corporate TLS proxy's.",
+)
+@click.option(
+    "--email",
+    help="Look this person up in the Users check (default: an address no one has).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON, for scripts.")
+def doctor(
+    base_url: str | None,
+    api_key: str | None,
+    region: str | None,
+    timeout: float,
+    ca_bundle: Path | None,
+    email: str | None,
+    as_json: bool,
+) -> None:
+    """Check, read-only, that LMS365 answers the way a run expects (safe on production)."""
+    from batch_enroll.doctor import check_tenant, exit_code, render_json, render_text
+
+    source = click.get_current_context().get_parameter_source("base_url")
+    if region and source is click.core.ParameterSource.ENVIRONMENT:
+        base_url = None  # as for run: a --region typed now outranks LMS365_BASE_URL
+    try:
+        url = resolve_base_url(base_url, region)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not api_key:
+        _fail(f"no API key: set {API_KEY_ENV} or pass --api-key")
+    assert api_key is not None
+    verify = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
+    checks = check_tenant(
+        base_url=url, api_key=api_key, timeout=timeout, verify=verify, email=email
+    )
+    click.echo(render_json(checks, base_url=url) if as_json else render_text(checks, base_url=url))
+    sys.exit(exit_code(checks))

@@ -1,0 +1,1006 @@
+"""Check, read-only, that a tenant answers the way a run expects.
+
+Safe on production: the only write is an Enroll POST to the all-zero course,
+which no tenant holds, for a login no one has; it tells a Full Control key
+(404) from a Read Only one (403) and enrolls no one. Every belief checked is a
+named entry of :mod:`batch_enroll.classifier`, and each result says which.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import ssl
+import statistics
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+
+from batch_enroll.classifier import (
+    ASSUMPTIONS,
+    COURSE_FIELDS,
+    ENROLLMENT_FIELDS,
+    ILT_COURSE_TYPES,
+    SESSION_FIELDS,
+    USER_FIELDS,
+    FieldRule,
+    Outcome,
+    classify_exception,
+    error_fields,
+    parse_retry_after,
+    value_problem,
+)
+
+__all__ = [
+    "DIFFERS",
+    "FAILED",
+    "OK",
+    "SKIPPED",
+    "Check",
+    "check_api",
+    "check_host",
+    "check_tenant",
+    "check_tls",
+    "exit_code",
+    "render_json",
+    "render_text",
+]
+
+OK: Final = "OK"
+DIFFERS: Final = "DIFFERS"
+FAILED: Final = "FAILED"
+#: Not run, because a check it needs failed first.
+SKIPPED: Final = "SKIPPED"
+
+EXIT_OK: Final = 0
+EXIT_PROBLEMS: Final = 1
+EXIT_KEY_REFUSED: Final = 3
+
+ZERO_GUID: Final = "00000000-0000-0000-0000-000000000000"
+#: A login no tenant holds: the access probe names no real person.
+PROBE_LOGIN: Final = "i:0#.f|membership|batch-enroll-doctor@example.invalid"
+PROBE_EMAIL: Final = "batch-enroll-doctor@example.invalid"
+#: Courses read for the field check: one page, enough to meet most course kinds.
+COURSES_PAGE: Final = 50
+#: Requests a default run keeps in flight, for the round-trip estimate.
+RUN_CONCURRENCY: Final = 64
+
+GLOBAL_HOST: Final = "api.365.systems"
+REGION_HOSTS: Final[Mapping[str, str]] = {
+    "us-api.365.systems": "us",
+    "ne-api.365.systems": "ne",
+    "je-api.365.systems": "je",
+    "au-api.365.systems": "au",
+    "ca-api.365.systems": "ca",
+    "uk-api.365.systems": "uk",
+    "de-api.365.systems": "de",
+    "ch-api.365.systems": "ch",
+    "va-api.usgcc365.systems": "gcc",
+}
+REPORT: Final = "report this output to whoever maintains batch-enroll"
+KEY_HELP: Final = (
+    "copy the key again from LMS365's Admin Center > Global Settings > API Key Management"
+    " into LMS365_API_KEY"
+)
+
+TITLES: Final[Mapping[str, str]] = {
+    "host": "Host reachable",
+    "tls": "TLS",
+    "region": "Region",
+    "key": "API key accepted",
+    "access": "Key access",
+    "courses": "Courses page",
+    "enrollments": "Enrollments query",
+    "users": "Users query",
+    "round_trip": "Round-trip time",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The result of one check."""
+
+    name: str
+    status: str
+    #: What the check saw, and for DIFFERS what that means for a run.
+    detail: str
+    #: What to do about it (FAILED and DIFFERS).
+    action: str = ""
+    #: The classifier's ``ASSUMPTIONS`` this check tested.
+    assumptions: tuple[str, ...] = ()
+    #: Each difference found, one sentence each.
+    differences: tuple[str, ...] = ()
+    #: LMS365 refused the key (the run would stop with exit 3).
+    key_refused: bool = False
+    http_status: int | None = None
+    elapsed_ms: float | None = None
+
+    @property
+    def title(self) -> str:
+        """Return the check's name in words."""
+        return TITLES.get(self.name, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the check as plain JSON values."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "action": self.action,
+            "assumptions": list(self.assumptions),
+            "differences": list(self.differences),
+            "key_refused": self.key_refused,
+            "http_status": self.http_status,
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
+def _skipped(names: Iterable[str], why: str) -> list[Check]:
+    return [Check(name, SKIPPED, f"not checked: {why}") for name in names]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def _host_port(url: str) -> tuple[str, int, bool]:
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    return parts.hostname or "", parts.port or (443 if secure else 80), secure
+
+
+def _ssl_context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
+    """Build the context a run's transport verifies with, so that both agree."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    return httpx.create_ssl_context(verify=verify)
+
+
+# ---------------------------------------------------------------------------------------------
+# Host and TLS
+# ---------------------------------------------------------------------------------------------
+
+
+def check_host(*, base_url: str, timeout: float) -> Check:
+    """Resolve the host and open a TCP connection to it."""
+    host, port, _ = _host_port(base_url)
+    started = time.monotonic()
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return Check(
+            "host",
+            FAILED,
+            f"{host} cannot be found in DNS ({exc.strerror})",
+            "check the host in --base-url (or pick --region), and that this machine's DNS"
+            " resolves public names",
+        )
+    address = str(infos[0][4][0])
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except ConnectionRefusedError:
+        return Check(
+            "host",
+            FAILED,
+            f"{host}:{port} ({address}) refused the connection",
+            "check the port in --base-url, and that the service listens there",
+        )
+    except TimeoutError:
+        return Check(
+            "host",
+            FAILED,
+            f"{host}:{port} ({address}) did not accept a connection within {timeout:g} s",
+            f"a firewall may block outgoing port {port}: ask IT to allow {host};"
+            " batch-enroll connects directly, not through an HTTP proxy",
+        )
+    except OSError as exc:
+        return Check(
+            "host",
+            FAILED,
+            f"{host}:{port} ({address}) cannot be reached: {exc.strerror or exc}",
+            "check this machine's network connection and firewall",
+        )
+    elapsed = time.monotonic() - started
+    return Check(
+        "host",
+        OK,
+        f"{host}:{port} accepts connections ({address}, {_ms(elapsed):g} ms)",
+        elapsed_ms=_ms(elapsed),
+    )
+
+
+def _name_of(cert: Mapping[str, Any], part: str) -> str:
+    for rdn in cert.get(part, ()):
+        for key, value in rdn:
+            if key in ("commonName", "organizationName"):
+                return str(value)
+    return "?"
+
+
+def check_tls(*, base_url: str, timeout: float, verify: ssl.SSLContext | str | bool) -> Check:
+    """Shake hands as a run does, with the same certificates trusted."""
+    host, port, secure = _host_port(base_url)
+    if not secure:
+        return Check(
+            "tls",
+            OK,
+            "not used: plain http:// is allowed only to this machine (the simulator)",
+        )
+    context = _ssl_context(verify)
+    started = time.monotonic()
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            version = tls.version() or "TLS"
+            cert = tls.getpeercert() or {}
+    except ssl.SSLCertVerificationError as exc:
+        return Check(
+            "tls",
+            FAILED,
+            f"the certificate {host} presented is not trusted ({exc.verify_message})",
+            "behind a TLS-inspecting proxy, pass its CA certificate (PEM) with --ca-bundle;"
+            " otherwise check the system clock and the host name",
+        )
+    except (ssl.SSLError, OSError) as exc:
+        return Check(
+            "tls",
+            FAILED,
+            f"the TLS handshake with {host}:{port} failed ({exc})",
+            "check that --base-url names an https:// API host, not a web page or proxy",
+        )
+    elapsed = time.monotonic() - started
+    expires = str(cert.get("notAfter", "?"))
+    return Check(
+        "tls",
+        OK,
+        f"{version}, certificate for {_name_of(cert, 'subject')} from"
+        f" {_name_of(cert, 'issuer')}, trusted, valid until {expires}",
+        elapsed_ms=_ms(elapsed),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The API
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Session:
+    """Requests of one check run, timed, against a base URL that a redirect may move."""
+
+    client: httpx.Client
+    base_url: str
+    timings: list[float] = field(default_factory=list)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> httpx.Response | Outcome:
+        """Send one request; return the answer, or the classified transport failure."""
+        throttled = False
+        while True:
+            started = time.monotonic()
+            try:
+                response = self.client.request(
+                    method, self.base_url + path, params=params, json=body
+                )
+            except (httpx.TransportError, OSError) as exc:
+                return classify_exception(exc)
+            self.timings.append(time.monotonic() - started)
+            if response.status_code != 429 or throttled:
+                return response
+            # One throttled answer is the tenant's pace, not a finding: wait it out once.
+            throttled = True
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            time.sleep(min(5.0, 1.0 if wait is None else wait))
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _answer(response: httpx.Response) -> str:
+    """Describe an answer: status, and LMS365's code and message when it gave them."""
+    code, message = error_fields(_json(response))
+    said = f' "{message}"' if message else ""
+    return f"HTTP {response.status_code}" + (f" {code}" if code else "") + said
+
+
+def _no_answer(outcome: Outcome) -> str:
+    return f"no answer: {outcome.error_message or outcome.error_code}"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _region_header(headers: httpx.Headers) -> tuple[str, str] | None:
+    for name, value in headers.items():
+        if "region" in name.lower() and value.strip():
+            return name, value.strip()
+    return None
+
+
+def _check_key(session: _Session) -> tuple[Check, Check]:
+    """Read one course with the key; follow a redirect only to an LMS365 host.
+
+    Return the key check and the region check.
+    """
+    asked = session.base_url
+    answer = session.call("GET", "/odata/v2/Courses", params={"$top": "1"})
+    moved_to = ""
+    if isinstance(answer, httpx.Response) and answer.is_redirect:
+        location = answer.headers.get("Location", "")
+        target = _origin(str(answer.url.join(location))) if location else ""
+        target_host = urlsplit(target).hostname or ""
+        if target_host not in REGION_HOSTS or not target.startswith("https://"):
+            shown = target or "nowhere"
+            return (
+                Check("key", SKIPPED, "not checked: the answer was a redirect"),
+                Check(
+                    "region",
+                    FAILED,
+                    f"{_host_port(asked)[0]} redirected to {shown}, which is not an LMS365"
+                    " API host; the key was not sent there",
+                    "check --base-url: it should be https://api.365.systems or a regional host",
+                    http_status=answer.status_code,
+                ),
+            )
+        moved_to = target
+        session.base_url = target
+        answer = session.call("GET", "/odata/v2/Courses", params={"$top": "1"})
+    region = _region_check(asked, moved_to, answer)
+    if isinstance(answer, Outcome):
+        return (
+            Check(
+                "key",
+                FAILED,
+                f"{_no_answer(answer)}",
+                "run doctor again in a few minutes; if it persists, check the network",
+            ),
+            region,
+        )
+    status = answer.status_code
+    if status in (401, 403):
+        return (
+            Check(
+                "key",
+                FAILED,
+                f"LMS365 refused the key ({_answer(answer)}): a run stops at once (exit 3)",
+                KEY_HELP + "; a key works only in its own tenant and region",
+                assumptions=("key-refused",),
+                key_refused=True,
+                http_status=status,
+            ),
+            region,
+        )
+    if answer.is_success:
+        return (
+            Check("key", OK, "accepted: the course list can be read", http_status=status),
+            region,
+        )
+    if status == 404:
+        return (
+            Check(
+                "key",
+                FAILED,
+                f"no course list at {session.base_url}/odata/v2/Courses ({_answer(answer)})",
+                "--base-url must be the API root (https://api.365.systems or a regional host),"
+                " without /odata",
+                http_status=status,
+            ),
+            region,
+        )
+    return (
+        Check(
+            "key",
+            FAILED,
+            f"the course list could not be read ({_answer(answer)})",
+            "run doctor again in a few minutes; if it persists, ask LMS365 support",
+            http_status=status,
+        ),
+        region,
+    )
+
+
+def _region_check(asked: str, moved_to: str, answer: httpx.Response | Outcome) -> Check:
+    host = urlsplit(asked).hostname or ""
+    if moved_to:
+        new_host = urlsplit(moved_to).hostname or ""
+        code = REGION_HOSTS.get(new_host, "?")
+        return Check(
+            "region",
+            DIFFERS,
+            f"{host} redirected the requests to {moved_to} (region {code}); a run does not"
+            " follow redirects, so each of its requests would be refused",
+            f"run with --region {code}",
+            assumptions=(),
+        )
+    header = _region_header(answer.headers) if isinstance(answer, httpx.Response) else None
+    said = f"; the answer names region {header[1]!r} ({header[0]})" if header else ""
+    if host in REGION_HOSTS:
+        return Check("region", OK, f"{REGION_HOSTS[host]}: the regional host {host}{said}")
+    if host == GLOBAL_HOST:
+        if header:
+            return Check("region", OK, f"the global host answered from region {header[1]!r}")
+        return Check(
+            "region",
+            OK,
+            "could not tell: the global host's answers name no region (it routes each"
+            " request by the key, so a run needs no --region)",
+        )
+    return Check("region", OK, f"{host} is not the global host: it answers every request{said}")
+
+
+def _check_access(session: _Session) -> Check:
+    """Probe the key's rights with an enroll no tenant can carry out."""
+    answer = session.call(
+        "POST",
+        f"/odata/v2/Courses({ZERO_GUID})/Enroll",
+        body={"userLoginName": PROBE_LOGIN},
+    )
+    probe = "an enroll into the all-zero course, which does not exist"
+    if isinstance(answer, Outcome):
+        return Check(
+            "access",
+            FAILED,
+            f"{probe}: {_no_answer(answer)}",
+            "run doctor again in a few minutes",
+            assumptions=("read-only-probe",),
+        )
+    status = answer.status_code
+    if status == 404:
+        return Check(
+            "access",
+            OK,
+            f"Full Control: {probe}, was answered {_answer(answer)}; no one was enrolled",
+            assumptions=("read-only-probe",),
+            http_status=status,
+        )
+    if status == 403:
+        return Check(
+            "access",
+            FAILED,
+            f"Read Only ({_answer(answer)}): validate and doctor work with this key, but a run"
+            " stops at its first enroll (exit 3)",
+            "create a Full Control key in Admin Center > Global Settings > API Key Management",
+            assumptions=("read-only-probe", "key-refused"),
+            http_status=status,
+        )
+    if status == 401:
+        return Check(
+            "access",
+            FAILED,
+            f"LMS365 refused the key for writing ({_answer(answer)}): a run stops at once",
+            KEY_HELP,
+            assumptions=("key-refused",),
+            key_refused=True,
+            http_status=status,
+        )
+    if answer.is_success:
+        return Check(
+            "access",
+            FAILED,
+            f"{probe}, was accepted ({_answer(answer)}): LMS365 should have answered 404",
+            "tell your LMS365 administrator: a course with the all-zero id exists; no real"
+            " person was named in the request",
+            assumptions=("read-only-probe",),
+            http_status=status,
+        )
+    return Check(
+        "access",
+        DIFFERS,
+        f"{probe}, was answered {_answer(answer)} instead of 403 or 404: Full Control and"
+        " Read Only cannot be told apart; the first enroll of a run tells (a Read Only key"
+        " stops it with exit 3)",
+        "try a single-row run first",
+        assumptions=("read-only-probe",),
+        http_status=status,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Field checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "int"
+    return type(value).__name__
+
+
+def _rule_kind(rule: FieldRule) -> str:
+    return {"bool": "bool", "int": "int", "list": "list"}.get(rule.kind, "str")
+
+
+def field_differences(
+    entities: Sequence[Mapping[str, Any]], rules: Sequence[FieldRule], *, noun: str
+) -> list[tuple[str, str]]:
+    """Compare entities with the rules the tool reads them by.
+
+    Return (difference, assumption) pairs: a field the contract shows that no
+    entity carries (with the unknown fields of that kind it had instead), and
+    values of the wrong type or outside the known values. Fields the tool does
+    not know are ignored, and a field only some entities lack is not a
+    difference: the tool reads a missing optional field as unknown.
+    """
+    found: list[tuple[str, str]] = []
+    if not entities:
+        return found
+    known = {rule.name for rule in rules}
+    plural = f"{noun}s" if len(entities) != 1 else noun
+    for rule in rules:
+        meaning = f"it {rule.used_for}, so {ASSUMPTIONS[rule.assumption].if_wrong}"
+        carrying = [entity for entity in entities if rule.name in entity]
+        if not carrying:
+            if not rule.expected:
+                continue
+            kind = _rule_kind(rule)
+            instead = sorted(
+                {
+                    name
+                    for entity in entities
+                    for name, value in entity.items()
+                    if name not in known
+                    and not name.startswith("@")
+                    and (value is None or _kind_of(value) == kind)
+                }
+            )
+            seen = f" (it carries {', '.join(instead[:6])} instead)" if instead else ""
+            found.append(
+                (
+                    f"{noun} field {rule.name} is missing from all {len(entities)} {plural}"
+                    f"{seen}: {meaning}",
+                    rule.assumption,
+                )
+            )
+            continue
+        problems = [(entity, value_problem(rule, entity[rule.name])) for entity in carrying]
+        bad = [(entity, problem) for entity, problem in problems if problem]
+        if bad:
+            count = f"in {len(bad)} of {len(entities)} {plural}"
+            found.append(
+                (
+                    f"{noun} field {rule.name} {bad[0][1]} ({count}): {meaning}",
+                    rule.assumption,
+                )
+            )
+    return found
+
+
+def _mappings(items: Any) -> list[Mapping[str, Any]]:
+    return [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
+
+
+def _collection(response: httpx.Response) -> list[Mapping[str, Any]] | None:
+    body = _json(response)
+    if not isinstance(body, Mapping) or not isinstance(body.get("value"), list):
+        return None
+    return _mappings(body["value"])
+
+
+def _group_differences(courses: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Session groups: a member's GroupId names a group of its own course."""
+    found: list[tuple[str, str]] = []
+    for course in courses:
+        sessions = _mappings(course.get("CourseSessions"))
+        groups = {str(s.get("Id")).lower() for s in sessions if s.get("IsGroup") is True}
+        for session in sessions:
+            group = session.get("GroupId")
+            if isinstance(group, str) and group and group.lower() not in groups:
+                found.append(
+                    (
+                        f"session {session.get('Id')} names group {group}, which is not a"
+                        f" session group of course {course.get('Id')}; a run books the"
+                        " session alone",
+                        "session-groups",
+                    )
+                )
+                return found
+    return found
+
+
+def _check_courses(session: _Session) -> tuple[Check, list[Mapping[str, Any]]]:
+    """Read one page of courses with their sessions and check every field the tool reads."""
+    params = {"$top": str(COURSES_PAGE), "$expand": "CourseSessions"}
+    answer = session.call("GET", "/odata/v2/Courses", params=params)
+    if isinstance(answer, httpx.Response) and answer.status_code == 400:
+        # $expand on the list is not in the contract; a run reads sessions per course.
+        answer = session.call("GET", "/odata/v2/Courses", params={"$top": str(COURSES_PAGE)})
+    assumptions = ("course-fields", "courses-query", "guid-ids", "seats", "dates")
+    if isinstance(answer, Outcome):
+        return (
+            Check("courses", FAILED, _no_answer(answer), "run doctor again in a few minutes"),
+            [],
+        )
+    courses = _collection(answer) if answer.is_success else None
+    if courses is None:
+        return (
+            Check(
+                "courses",
+                DIFFERS,
+                f"GET /odata/v2/Courses?$top={COURSES_PAGE} was answered {_answer(answer)},"
+                ' not a list of courses ({"value": [...]}): a run cannot find courses by'
+                " code or title",
+                REPORT,
+                assumptions=("courses-query",),
+                http_status=answer.status_code,
+            ),
+            [],
+        )
+    if not courses:
+        return (
+            Check(
+                "courses",
+                DIFFERS,
+                "the tenant answered with no courses: there is nothing to check fields"
+                " against, and a run will find no course",
+                "create or publish a course, or check that the key is for the right tenant",
+                assumptions=assumptions,
+            ),
+            [],
+        )
+    ilt = [c for c in courses if c.get("CourseType") in ILT_COURSE_TYPES]
+    expanded = [c for c in ilt if isinstance(c.get("CourseSessions"), list)]
+    if ilt and not expanded:
+        # The run's own path: one course by its key, sessions expanded.
+        one = session.call(
+            "GET", f"/odata/v2/Courses({ilt[0].get('Id')})", params={"$expand": "CourseSessions"}
+        )
+        if isinstance(one, httpx.Response) and one.is_success:
+            body = _json(one)
+            if isinstance(body, Mapping):
+                expanded = [body]
+    sessions = [s for c in expanded for s in _mappings(c.get("CourseSessions"))]
+    found = field_differences(courses, COURSE_FIELDS, noun="course")
+    found += field_differences(sessions, SESSION_FIELDS, noun="session")
+    found += _group_differences(expanded)
+    groups = sum(1 for s in sessions if s.get("IsGroup") is True)
+    unknown = sorted(
+        {
+            name
+            for entity in (*courses, *sessions)
+            for name in entity
+            if name not in {r.name for r in (*COURSE_FIELDS, *SESSION_FIELDS)}
+            and name != "CourseSessions"
+            and not name.startswith("@")
+        }
+    )
+    seen = (
+        f"{len(courses)} courses ({len(ilt)} instructor-led), {len(sessions)} sessions"
+        f" ({groups} session groups)"
+    )
+    ignored = f"; {len(unknown)} other fields ignored" if unknown else ""
+    if ilt and not sessions:
+        found.append(
+            (
+                "no session came back for the instructor-led courses (not even with"
+                " $expand=CourseSessions): sessions cannot be matched or checked",
+                "course-fields",
+            )
+        )
+    if not found:
+        return (
+            Check(
+                "courses",
+                OK,
+                f"{seen} carry every field the tool reads, in the form it expects{ignored}",
+                assumptions=assumptions,
+            ),
+            courses,
+        )
+    first = found[0][0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return (
+        Check(
+            "courses",
+            DIFFERS,
+            f"read {seen}: {first}{more}",
+            "report this output to whoever maintains batch-enroll; until then rows are still"
+            " sent, and LMS365 refuses those that break its rules",
+            assumptions=tuple(dict.fromkeys(a for _, a in found)),
+            differences=tuple(d for d, _ in found),
+        ),
+        courses,
+    )
+
+
+def _check_enrollments(session: _Session, courses: Sequence[Mapping[str, Any]]) -> Check:
+    id_rule = next(rule for rule in COURSE_FIELDS if rule.name == "Id")
+    course = next((c for c in courses if not value_problem(id_rule, c.get("Id"))), None)
+    course_id = str(course.get("Id")) if course is not None else ZERO_GUID
+    named = f"course {course.get('Title') or course_id}" if course is not None else course_id
+    flt = f"CourseId eq {course_id}"
+    answer = session.call("GET", "/odata/v2/Enrollments", params={"$filter": flt, "$top": "5"})
+    if isinstance(answer, Outcome):
+        return Check("enrollments", FAILED, _no_answer(answer), "run doctor again in a few minutes")
+    items = _collection(answer) if answer.is_success else None
+    if items is None:
+        return Check(
+            "enrollments",
+            DIFFERS,
+            f"$filter={flt} was answered {_answer(answer)}, not a list of enrollments:"
+            f" {ASSUMPTIONS['enrollments-filter'].if_wrong}; rows whose answer is lost fail"
+            " as Unconfirmed instead of being checked",
+            REPORT,
+            assumptions=("enrollments-filter",),
+            http_status=answer.status_code,
+        )
+    found = field_differences(items, ENROLLMENT_FIELDS, noun="enrollment")
+    others = [
+        item
+        for item in items
+        if isinstance(item.get("CourseId"), str) and item["CourseId"].lower() != course_id.lower()
+    ]
+    if others:
+        found.append(
+            (
+                f"the filter was ignored: {len(others)} of {len(items)} enrollments are of"
+                " other courses; a run drops them itself, but reads every enrollment of the"
+                " tenant to do so",
+                "enrollments-filter",
+            )
+        )
+    if found:
+        return Check(
+            "enrollments",
+            DIFFERS,
+            f"$filter={flt} accepted, but {found[0][0]}",
+            REPORT,
+            assumptions=tuple(dict.fromkeys(a for _, a in found)),
+            differences=tuple(d for d, _ in found),
+            http_status=answer.status_code,
+        )
+    return Check(
+        "enrollments",
+        OK,
+        f"$filter=CourseId eq <guid> accepted: {len(items)} enrollments of {named} in the"
+        " first page",
+        assumptions=("enrollments-filter",),
+        http_status=answer.status_code,
+    )
+
+
+def _check_users(session: _Session, email: str | None) -> Check:
+    address = email or PROBE_EMAIL
+    quoted = "'" + address.replace("'", "''") + "'"
+    answer = session.call("GET", "/odata/v2/Users", params={"$filter": f"Email eq {quoted}"})
+    if isinstance(answer, Outcome):
+        return Check("users", FAILED, _no_answer(answer), "run doctor again in a few minutes")
+    users = _collection(answer) if answer.is_success else None
+    if users is None:
+        return Check(
+            "users",
+            DIFFERS,
+            f"$filter=Email eq '...' was answered {_answer(answer)}, not a list of users:"
+            f" {ASSUMPTIONS['users-filter'].if_wrong}",
+            "run without --resolve-users, with login names in the sheet",
+            assumptions=("users-filter",),
+            http_status=answer.status_code,
+        )
+    found = field_differences(users, USER_FIELDS, noun="user")
+    strangers = [
+        u for u in users if str(u.get("Email", address)).strip().lower() != address.lower()
+    ]
+    if strangers:
+        found.append(
+            (
+                f"the filter was ignored: {len(strangers)} users with other e-mails came back"
+                " for one address; --resolve-users could send the wrong person",
+                "users-filter",
+            )
+        )
+    if found:
+        return Check(
+            "users",
+            DIFFERS,
+            f"$filter=Email eq '...' accepted, but {found[0][0]}",
+            "run without --resolve-users until this is understood",
+            assumptions=tuple(dict.fromkeys(a for _, a in found)),
+            differences=tuple(d for d, _ in found),
+            http_status=answer.status_code,
+        )
+    if email is None:
+        return Check(
+            "users",
+            OK,
+            "$filter=Email eq '...' accepted (no user has the probe address, as expected)",
+            assumptions=("users-filter",),
+            http_status=answer.status_code,
+        )
+    if not users:
+        return Check(
+            "users",
+            DIFFERS,
+            f"$filter=Email eq '...' accepted, but no user has {address}: --resolve-users"
+            " marks such rows invalid",
+            "check the address, or sync the person to LMS365 first",
+            assumptions=("users-filter",),
+            http_status=answer.status_code,
+        )
+    login = users[0].get("LoginName")
+    return Check(
+        "users",
+        OK,
+        f"$filter=Email eq '...' accepted: {address} is {login}",
+        assumptions=("users-filter",),
+        http_status=answer.status_code,
+    )
+
+
+def _check_round_trip(timings: Sequence[float], *, timeout: float) -> Check:
+    if not timings:
+        return Check("round_trip", SKIPPED, "not checked: no request was answered")
+    median = statistics.median(timings)
+    slowest = max(timings)
+    count = f"{len(timings)} request" + ("s" if len(timings) != 1 else "")
+    seen = f"median {_ms(median):g} ms, slowest {_ms(slowest):g} ms over {count}"
+    if slowest > timeout / 2:
+        return Check(
+            "round_trip",
+            DIFFERS,
+            f"{seen}: close to the {timeout:g} s --timeout, so a run may time out and retry",
+            f"run with --timeout {max(30, int(slowest * 4))}",
+            elapsed_ms=_ms(median),
+        )
+    ceiling = ""
+    if median > 0:
+        ceiling = (
+            f"; a run with {RUN_CONCURRENCY} requests in flight could send about"
+            f" {RUN_CONCURRENCY / median:,.0f} a second, if the tenant's throttle allows"
+        )
+    return Check("round_trip", OK, f"{seen}{ceiling}", elapsed_ms=_ms(median))
+
+
+def check_api(
+    *,
+    base_url: str,
+    api_key: str,
+    timeout: float = 30.0,
+    verify: ssl.SSLContext | str | bool = True,
+    email: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> list[Check]:
+    """Run the checks that speak to the API: region, key, access, queries, round trip."""
+    token = base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
+    headers = {
+        "Accept": "application/json",
+        "Authorization": f"Basic {token}",
+        "User-Agent": "batch-enroll-doctor",
+    }
+    # Like a run: no redirects followed, no proxy from the environment.
+    client = httpx.Client(
+        headers=headers,
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        verify=_ssl_context(verify) if transport is None else True,
+        transport=transport,
+    )
+    with client:
+        session = _Session(client, base_url.rstrip("/"))
+        key, region = _check_key(session)
+        checks = [region, key]
+        # A refused key, a redirect or silence ends the talk; any other answer
+        # leaves the later checks worth running, each saying what it saw.
+        stopped = key.key_refused or key.status == SKIPPED or key.http_status is None
+        if key.status != OK and stopped:
+            why = "the key was refused" if key.key_refused else "LMS365 did not answer"
+            if key.status == SKIPPED:
+                why = "the answer was a redirect"
+            later = ("access", "courses", "enrollments", "users")
+            checks += _skipped(later, why)
+        else:
+            checks.append(_check_access(session))
+            courses_check, courses = _check_courses(session)
+            checks.append(courses_check)
+            checks.append(_check_enrollments(session, courses))
+            checks.append(_check_users(session, email))
+        checks.append(_check_round_trip(session.timings, timeout=timeout))
+    return checks
+
+
+def check_tenant(
+    *,
+    base_url: str,
+    api_key: str,
+    timeout: float = 30.0,
+    verify: ssl.SSLContext | str | bool = True,
+    email: str | None = None,
+) -> list[Check]:
+    """Run every check against a tenant, in order; never send anything that changes it."""
+    host = check_host(base_url=base_url, timeout=timeout)
+    checks = [host]
+    api_names = ("region", "key", "access", "courses", "enrollments", "users", "round_trip")
+    if host.status != OK:
+        checks += _skipped(("tls", *api_names), "the host cannot be reached")
+    else:
+        tls = check_tls(base_url=base_url, timeout=timeout, verify=verify)
+        checks.append(tls)
+        if tls.status != OK:
+            checks += _skipped(api_names, "the TLS handshake failed")
+        else:
+            checks += check_api(
+                base_url=base_url, api_key=api_key, timeout=timeout, verify=verify, email=email
+            )
+    return scrub(checks, api_key)
+
+
+def scrub(checks: Sequence[Check], api_key: str) -> list[Check]:
+    """Blank the key out of every text, should an answer have echoed it."""
+    if not api_key:
+        return list(checks)
+    token = base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
+
+    def clean(text: str) -> str:
+        return text.replace(api_key, "***").replace(token, "***")
+
+    return [
+        replace(
+            check,
+            detail=clean(check.detail),
+            action=clean(check.action),
+            differences=tuple(clean(d) for d in check.differences),
+        )
+        for check in checks
+    ]
+
+
+def exit_code(checks: Sequence[Check]) -> int:
+    """Return 0 when every check is OK, 3 when the key was refused, else 1."""
+    if any(check.key_refused for check in checks):
+        return EXIT_KEY_REFUSED
+    if all(check.status == OK for check in checks):
+        return EXIT_OK
+    return EXIT_PROBLEMS
+
+
+def render_text(checks: Sequence[Check], *, base_url: str) -> str:
+    """Render one line per check, with what to do and each difference below it."""
+    width = max(len(check.title) for check in checks)
+    lines = [f"batch-enroll doctor: {base_url}"]
+    for check in checks:
+        lines.append(f"{check.status:<7}  {check.title:<{width}}  {check.detail}")
+        pad = " " * (9 + width + 2)
+        lines.extend(f"{pad}- {difference}" for difference in check.differences[1:])
+        if check.action and check.status != OK:
+            lines.append(f"{pad}what to do: {check.action}")
+    code = exit_code(checks)
+    attention = sum(1 for check in checks if check.status in (DIFFERS, FAILED))
+    if code == EXIT_OK:
+        lines.append("All checks passed: a run can start (validate the sheet first).")
+    else:
+        lines.append(f"{attention} of {len(checks)} checks need attention (exit {code}).")
+    return "\n".join(lines)
+
+
+def render_json(checks: Sequence[Check], *, base_url: str) -> str:
+    """Render the checks as JSON for scripts."""
+    return json.dumps(
+        {
+            "base_url": base_url,
+            "exit_code": exit_code(checks),
+            "checks": [check.to_dict() for check in checks],
+        },
+        indent=2,
+    )
