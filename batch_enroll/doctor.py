@@ -917,7 +917,7 @@ def check_api(
             checks.append(_check_enrollments(session, courses))
             checks.append(_check_users(session, email))
         checks.append(_check_round_trip(session.timings, timeout=timeout))
-    return checks
+    return scrub(checks, api_key)
 
 
 def check_tenant(
