@@ -44,6 +44,7 @@ def answer(status: int, code: str = "", headers: dict[str, str] | None = None) -
         (429, "TooManyRequests", Verdict.THROTTLED),
         (409, "UserAlreadyEnrolled", Verdict.ALREADY_ENROLLED),
         (409, "", Verdict.ALREADY_ENROLLED),
+        (400, "UserAlreadyEnrolled", Verdict.ALREADY_ENROLLED),
         (400, "UserNotEnrolled", Verdict.NOT_ENROLLED),
         (400, "SessionClosed", Verdict.REJECTED),
         (404, "CourseNotFound", Verdict.REJECTED),

@@ -538,3 +538,12 @@ async def test_enrollments_with_missing_fields_are_read(router, make_client) -> 
     async with make_client() as client:
         found = await client.find_enrollments(GUID_COURSE, "kay@contoso.com")  # type: ignore[arg-type]
     assert found == [{"UserLoginName": "i:0#.f|membership|kay@contoso.com"}, {}]
+
+
+async def test_a_read_is_never_taken_for_a_waiting_list(router, make_client) -> None:
+    odd = {"Id": GUID_COURSE, "RegistrationStatus": "WaitingList"}
+    router.get(f"{BASE}/odata/v2/Courses({GUID_COURSE})").mock(
+        return_value=httpx.Response(200, json=odd)
+    )
+    async with make_client() as client:
+        assert await client.get_course(GUID_COURSE) == odd  # type: ignore[arg-type]
