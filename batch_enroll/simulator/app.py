@@ -868,8 +868,7 @@ class Simulator:
         found = [
             {"Id": u.id, "LoginName": u.login_name, "Email": u.email, "Title": u.title}
             for u in self.catalog.users
-            if where is None
-            or where.test({"Id": u.id, "LoginName": u.login_name, "Email": u.email})
+            if where is None or where.test(_user_values(u))
         ]
         return self._page(scope, query, found, dict)
 
@@ -1053,6 +1052,10 @@ def _course_values(course: Course) -> dict[str, str | None]:
     }
 
 
+def _user_values(user: User) -> dict[str, str | None]:
+    return {"Id": user.id, "LoginName": login_key(user.login_name), "Email": user.email.casefold()}
+
+
 def _enrollment_values(enrollment: Enrollment) -> dict[str, str | None]:
     return {
         "Id": enrollment.id,
@@ -1070,7 +1073,8 @@ def _parse_filter(text: str | None, fields: Mapping[str, _Kind]) -> _Filter | No
     """
     if text is None or not text.strip():
         return None
-    tokens: list[tuple[str, str, int]] = []
+    # (kind, text, position, whether white space came before it)
+    tokens: list[tuple[str, str, int, bool]] = []
     pos = 0
     while pos < len(text):
         if not text[pos:].strip():
@@ -1080,7 +1084,8 @@ def _parse_filter(text: str | None, fields: Mapping[str, _Kind]) -> _Filter | No
             raise _bad_filter(text, f"unexpected text at position {pos}")
         kind = match.lastgroup
         assert kind is not None
-        tokens.append((kind, match.group(kind) or "", match.start(kind)))
+        start = match.start(kind) - (1 if kind == "string" else 0)
+        tokens.append((kind, match.group(kind) or "", start, start > pos))
         pos = match.end()
     parser = _FilterParser(text, tokens, fields)
     root = parser.disjunction()
@@ -1093,7 +1098,7 @@ class _FilterParser:
     """Recursive descent over the tokens: ``or`` binds looser than ``and``."""
 
     def __init__(
-        self, text: str, tokens: list[tuple[str, str, int]], fields: Mapping[str, _Kind]
+        self, text: str, tokens: list[tuple[str, str, int, bool]], fields: Mapping[str, _Kind]
     ) -> None:
         self.text = text
         self.tokens = tokens
@@ -1103,32 +1108,39 @@ class _FilterParser:
     def _peek_word(self, word: str) -> bool:
         if self.index >= len(self.tokens):
             return False
-        kind, value, _ = self.tokens[self.index]
-        return kind == "word" and value.lower() == word
+        kind, value, at, spaced = self.tokens[self.index]
+        if kind != "word" or value.lower() != word:
+            return False
+        # OData needs white space around its keywords: 'x'and is an error, not a conjunction.
+        if not spaced:
+            raise _bad_filter(self.text, f"expected a space before {value!r} at position {at}")
+        return True
 
-    def _next(self, what: str) -> tuple[str, str, int]:
+    def _next(self, what: str, *, spaced: bool = False) -> tuple[str, str, int]:
         if self.index >= len(self.tokens):
             raise _bad_filter(self.text, f"expected {what} at the end")
-        token = self.tokens[self.index]
+        kind, value, at, space_before = self.tokens[self.index]
+        if spaced and not space_before:
+            raise _bad_filter(self.text, f"expected a space before {what} at position {at}")
         self.index += 1
-        return token
+        return kind, value, at
 
     def disjunction(self) -> _Node:
         node = self.conjunction()
         while self._peek_word("or"):
             self.index += 1
-            node = _Either(node, self.conjunction())
+            node = _Either(node, self.conjunction(spaced=True))
         return node
 
-    def conjunction(self) -> _Node:
-        node = self.comparison()
+    def conjunction(self, *, spaced: bool = False) -> _Node:
+        node = self.comparison(spaced=spaced)
         while self._peek_word("and"):
             self.index += 1
-            node = _Both(node, self.comparison())
+            node = _Both(node, self.comparison(spaced=True))
         return node
 
-    def comparison(self) -> _Node:
-        kind, name, at = self._next("a field name or '('")
+    def comparison(self, *, spaced: bool = False) -> _Node:
+        kind, name, at = self._next("a field name or '('", spaced=spaced)
         if kind == "open":
             node = self.disjunction()
             if self._next("')'")[0] != "close":
@@ -1139,10 +1151,10 @@ class _FilterParser:
         field_kind = self.fields.get(name)
         if field_kind is None:
             raise _bad_filter(self.text, f"cannot filter on {name!r}; use {sorted(self.fields)}")
-        op_kind, op, op_at = self._next("an operator")
+        op_kind, op, op_at = self._next("an operator", spaced=True)
         if op_kind != "word" or op != "eq":
             raise _bad_filter(self.text, f"only 'eq' is supported, got {op!r} at position {op_at}")
-        lit_kind, literal, lit_at = self._next("a value")
+        lit_kind, literal, lit_at = self._next("a value", spaced=True)
         if lit_kind == "word" and literal == "null":
             return _Eq(name, None)
         if field_kind == "guid":
