@@ -219,8 +219,15 @@ class FieldRule:
     values: frozenset[str] = frozenset()
     #: The ``ASSUMPTIONS`` entry this field belongs to.
     assumption: str = "course-fields"
-    #: What a run loses when the field is missing or differs.
+    #: What the tool does with the field.
     used_for: str = ""
+    #: What a run does without it, when the assumption's own words are too general.
+    if_wrong: str = ""
+
+    @property
+    def consequence(self) -> str:
+        """Say what a run does when this field is missing or differs."""
+        return self.if_wrong or ASSUMPTIONS[self.assumption].if_wrong
 
 
 COURSE_TYPES: Final = frozenset({"ELearning", "ClassRoom", "Webinar", "TrainingPlan"})
@@ -248,19 +255,33 @@ COURSE_FIELDS: Final = (
         assumption="guid-ids",
         used_for="addresses the course in every request",
     ),
-    FieldRule("CourseID", TEXT, used_for="finds the course by the code in the sheet"),
-    FieldRule("Title", TEXT, used_for="finds the course by the title in the sheet"),
+    FieldRule(
+        "CourseID",
+        TEXT,
+        used_for="finds the course by the code in the sheet",
+        if_wrong="courses cannot be found by code",
+    ),
+    FieldRule(
+        "Title",
+        TEXT,
+        used_for="finds the course by the title in the sheet",
+        if_wrong="courses cannot be found by title",
+    ),
     FieldRule(
         "CourseType",
         ENUM,
         values=COURSE_TYPES,
         used_for="tells instructor-led courses (sessions) from e-learning (none)",
+        if_wrong="every course looks like e-learning: rows with sessions become invalid"
+        " and no session is checked",
     ),
     FieldRule(
         "CourseSessionEnrollmentType",
         ENUM,
         values=SESSION_ENROLLMENT_TYPES,
         used_for="says how many sessions a learner may book",
+        if_wrong="too many sessions in a row are refused by LMS365 one row at a time"
+        " instead of before sending",
     ),
     FieldRule(
         "EnrollmentFlow",
@@ -268,9 +289,24 @@ COURSE_FIELDS: Final = (
         values=ENROLLMENT_FLOWS,
         used_for="says whether enrollments wait for approval",
     ),
-    FieldRule("IsPublished", BOOL, used_for="refuses rows for unpublished courses before sending"),
-    FieldRule("IsEnded", BOOL, used_for="refuses rows for ended courses before sending"),
-    FieldRule("IsDeleted", BOOL, used_for="refuses rows for deleted courses before sending"),
+    FieldRule(
+        "IsPublished",
+        BOOL,
+        used_for="refuses rows for unpublished courses before sending",
+        if_wrong="rows for such courses are sent and refused by LMS365 one at a time",
+    ),
+    FieldRule(
+        "IsEnded",
+        BOOL,
+        used_for="refuses rows for ended courses before sending",
+        if_wrong="rows for such courses are sent and refused by LMS365 one at a time",
+    ),
+    FieldRule(
+        "IsDeleted",
+        BOOL,
+        used_for="refuses rows for deleted courses before sending",
+        if_wrong="rows for such courses are sent and refused by LMS365 one at a time",
+    ),
     FieldRule(
         "MaxAttendees",
         INT,
@@ -282,6 +318,7 @@ COURSE_FIELDS: Final = (
         DATE,
         assumption="dates",
         used_for="refuses rows past an enroll-to-all course's deadline",
+        if_wrong="a passed deadline is not caught before sending",
     ),
     FieldRule(
         "WaitingListEnabled",
@@ -293,6 +330,7 @@ COURSE_FIELDS: Final = (
         "IsEnrollmentWithoutSessionsAllowed",
         BOOL,
         used_for="refuses instructor-led rows without a session when the course needs one",
+        if_wrong="rows without a session are sent and refused by LMS365 one at a time",
     ),
 )
 
@@ -304,24 +342,32 @@ SESSION_FIELDS: Final = (
         assumption="guid-ids",
         used_for="books the session",
     ),
-    FieldRule("Title", TEXT, used_for="finds the session by the title in the sheet"),
+    FieldRule(
+        "Title",
+        TEXT,
+        used_for="finds the session by the title in the sheet",
+        if_wrong="sessions cannot be found by title",
+    ),
     FieldRule(
         "StartDate",
         DATE,
         assumption="dates",
         used_for="finds the session by the start time in the sheet",
+        if_wrong="sessions cannot be found by start time",
     ),
     FieldRule(
         "EndDate",
         DATE,
         assumption="dates",
         used_for="refuses sessions that have ended before sending",
+        if_wrong="ended sessions are not caught before sending",
     ),
     FieldRule(
         "EnrollmentDeadline",
         DATE,
         assumption="dates",
         used_for="refuses sessions past their enrollment deadline before sending",
+        if_wrong="passed deadlines are not caught before sending",
     ),
     FieldRule(
         "StartDateLocal",
@@ -347,12 +393,14 @@ SESSION_FIELDS: Final = (
         BOOL,
         assumption="session-groups",
         used_for="tells session groups (placeholder dates) from sessions",
+        if_wrong="a session group may be taken for a session that ended long ago",
     ),
     FieldRule(
         "GroupId",
         GUID,
         assumption="session-groups",
         used_for="ties a session to its session group",
+        if_wrong="a group's member sessions are not known",
     ),
 )
 

@@ -9,7 +9,9 @@ named entry of :mod:`batch_enroll.classifier`, and each result says which.
 from __future__ import annotations
 
 import base64
+import difflib
 import json
+import re
 import socket
 import ssl
 import statistics
@@ -521,16 +523,37 @@ def _check_access(session: _Session) -> Check:
 # ---------------------------------------------------------------------------------------------
 
 
-def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "int"
-    return type(value).__name__
+_WORD_RE = re.compile(r"[A-Z][a-z]+|[a-z]{2,}")
 
 
-def _rule_kind(rule: FieldRule) -> str:
-    return {"bool": "bool", "int": "int", "list": "list"}.get(rule.kind, "str")
+def _stand_ins(
+    entities: Sequence[Mapping[str, Any]], rule: FieldRule, known: set[str]
+) -> list[str]:
+    """Name the unknown fields that could be the missing one renamed, likeliest first.
+
+    A field qualifies when one of its values fits the rule, or, when every value
+    is null, when its name resembles the rule's.
+    """
+    values: dict[str, list[Any]] = {}
+    for entity in entities:
+        for name, value in entity.items():
+            if name not in known and not name.startswith("@") and name != "CourseSessions":
+                values.setdefault(name, []).append(value)
+
+    words = {w for w in _WORD_RE.findall(rule.name) if len(w) >= 4}
+
+    def similarity(name: str) -> float:
+        # Shared words count ("RegistrationDeadline" for "EnrollmentDeadline").
+        shared = 0.5 if words & set(_WORD_RE.findall(name)) else 0.0
+        return shared + difflib.SequenceMatcher(None, name.lower(), rule.name.lower()).ratio()
+
+    fitting = []
+    for name, seen in values.items():
+        present = [value for value in seen if value is not None]
+        fits = any(not value_problem(rule, value) for value in present)
+        if fits or (not present and similarity(name) >= 0.6):
+            fitting.append(name)
+    return sorted(fitting, key=lambda name: (-similarity(name), name))
 
 
 def field_differences(
@@ -550,23 +573,13 @@ def field_differences(
     known = {rule.name for rule in rules}
     plural = f"{noun}s" if len(entities) != 1 else noun
     for rule in rules:
-        meaning = f"it {rule.used_for}, so {ASSUMPTIONS[rule.assumption].if_wrong}"
+        meaning = f"it {rule.used_for}, so {rule.consequence}"
         carrying = [entity for entity in entities if rule.name in entity]
         if not carrying:
             if not rule.expected:
                 continue
-            kind = _rule_kind(rule)
-            instead = sorted(
-                {
-                    name
-                    for entity in entities
-                    for name, value in entity.items()
-                    if name not in known
-                    and not name.startswith("@")
-                    and (value is None or _kind_of(value) == kind)
-                }
-            )
-            seen = f" (it carries {', '.join(instead[:6])} instead)" if instead else ""
+            instead = _stand_ins(entities, rule, known)
+            seen = f" (it carries {', '.join(instead[:3])} instead)" if instead else ""
             found.append(
                 (
                     f"{noun} field {rule.name} is missing from all {len(entities)} {plural}"
@@ -604,6 +617,8 @@ def _group_differences(courses: Sequence[Mapping[str, Any]]) -> list[tuple[str, 
     found: list[tuple[str, str]] = []
     for course in courses:
         sessions = _mappings(course.get("CourseSessions"))
+        if not any("IsGroup" in s for s in sessions):
+            continue  # a missing IsGroup is its own difference; do not repeat it here
         groups = {str(s.get("Id")).lower() for s in sessions if s.get("IsGroup") is True}
         for session in sessions:
             group = session.get("GroupId")
@@ -661,8 +676,10 @@ def _check_courses(session: _Session) -> tuple[Check, list[Mapping[str, Any]]]:
             [],
         )
     ilt = [c for c in courses if c.get("CourseType") in ILT_COURSE_TYPES]
-    expanded = [c for c in ilt if isinstance(c.get("CourseSessions"), list)]
-    if ilt and not expanded:
+    # Sessions are read wherever they came, whatever CourseType says: a renamed
+    # CourseType must not hide the session fields from the check.
+    expanded = [c for c in courses if isinstance(c.get("CourseSessions"), list)]
+    if ilt and not any(isinstance(c.get("CourseSessions"), list) for c in ilt):
         # The run's own path: one course by its key, sessions expanded.
         one = session.call(
             "GET", f"/odata/v2/Courses({ilt[0].get('Id')})", params={"$expand": "CourseSessions"}
@@ -774,8 +791,8 @@ def _check_enrollments(session: _Session, courses: Sequence[Mapping[str, Any]]) 
     return Check(
         "enrollments",
         OK,
-        f"$filter=CourseId eq <guid> accepted: {len(items)} enrollments of {named} in the"
-        " first page",
+        f"$filter=CourseId eq <guid> accepted: {len(items)} enrollment"
+        f"{'s' if len(items) != 1 else ''} of {named} in the first page",
         assumptions=("enrollments-filter",),
         http_status=answer.status_code,
     )
