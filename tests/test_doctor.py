@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +18,15 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from click.testing import CliRunner
 
+from batch_enroll.cli import main
 from batch_enroll.doctor import (
     DIFFERS,
     FAILED,
     OK,
     SKIPPED,
+    TITLES,
     ZERO_GUID,
     Check,
     check_api,
@@ -30,6 +36,7 @@ from batch_enroll.doctor import (
     render_json,
     render_text,
 )
+from tests.conftest import FULL_KEY, READ_ONLY_KEY
 
 BASE = "https://tenant.example"
 KEY = "0f9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c"
@@ -440,8 +447,6 @@ def test_the_global_host_that_says_nothing_could_not_tell() -> None:
 
 
 def test_a_slow_tenant_differs_on_round_trip(tenant: Tenant) -> None:
-    import time
-
     def slow(request: httpx.Request) -> httpx.Response:
         time.sleep(0.12)
         return httpx.Response(200, json={"value": []})
@@ -573,3 +578,144 @@ def test_a_ca_bundle_makes_the_certificate_trusted(tls_port: tuple[int, Path]) -
     assert check.status == OK
     assert "certificate for 127.0.0.1" in check.detail
     assert "TLSv1." in check.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# The real command against the simulator, over a real socket
+# ---------------------------------------------------------------------------------------------
+
+
+def run_doctor(url: str, key: str, *args: str) -> Any:
+    """Invoke ``batch-enroll doctor`` with the key in the environment, as documented."""
+    return CliRunner().invoke(
+        main, ["doctor", "--base-url", url, *args], env={"LMS365_API_KEY": key}
+    )
+
+
+def statuses_of(output: str) -> dict[str, str]:
+    """Map each check's title to its status, from the text output."""
+    found = {}
+    for line in output.splitlines():
+        status, _, rest = line.partition(" ")
+        if status in (OK, DIFFERS, FAILED, SKIPPED):
+            found[rest.strip().split("  ")[0]] = status
+    return found
+
+
+def test_the_full_key_passes_every_check(sim_app, sim_server) -> None:
+    app = sim_app()
+    server = sim_server(app)
+    result = run_doctor(server.base_url, FULL_KEY)
+    assert result.exit_code == 0, result.output
+    assert statuses_of(result.output) == dict.fromkeys(TITLES.values(), OK)
+    assert "Full Control" in result.output
+    assert "session groups" in result.output
+    assert FULL_KEY not in result.output
+    stats = app.stats.to_dict()
+    assert stats["enrollments_created"] == 0
+    assert stats["by_route"]["enroll"] == 1  # the probe, and nothing else written
+
+
+def test_the_read_only_key_reports_read_only(sim_app, sim_server) -> None:
+    server = sim_server(sim_app())
+    result = run_doctor(server.base_url, READ_ONLY_KEY)
+    assert result.exit_code == 1, result.output
+    found = statuses_of(result.output)
+    assert found.pop("Key access") == FAILED
+    assert set(found.values()) == {OK}
+    assert "Key access         Read Only" in result.output
+    assert READ_ONLY_KEY not in result.output
+
+
+def test_a_wrong_key_exits_3(sim_app, sim_server) -> None:
+    server = sim_server(sim_app())
+    result = run_doctor(server.base_url, "not-the-key-0000")
+    assert result.exit_code == 3, result.output
+    assert statuses_of(result.output)["API key accepted"] == FAILED
+    assert "LMS365 refused the key (HTTP 401" in result.output
+    assert "not-the-key-0000" not in result.output
+
+
+def test_a_renamed_field_differs_and_is_named(sim_app, sim_server) -> None:
+    server = sim_server(sim_app(rename_fields={"TakenSeatsCount": "AttendeesCount"}))
+    result = run_doctor(server.base_url, FULL_KEY)
+    assert result.exit_code == 1, result.output
+    found = statuses_of(result.output)
+    assert found.pop("Courses page") == DIFFERS
+    assert set(found.values()) == {OK}
+    courses_line = next(line for line in result.output.splitlines() if "Courses page" in line)
+    assert "session field TakenSeatsCount is missing" in courses_line
+    assert "(it carries AttendeesCount instead)" in courses_line
+
+
+def test_json_parses_and_names_the_assumptions(sim_app, sim_server) -> None:
+    server = sim_server(sim_app(rename_fields={"CourseType": "Kind"}))
+    result = run_doctor(server.base_url, FULL_KEY, "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert report["exit_code"] == 1
+    assert report["base_url"] == server.base_url
+    checks = {c["name"]: c for c in report["checks"]}
+    assert list(checks) == list(TITLES)
+    assert checks["courses"]["status"] == DIFFERS
+    assert "course-fields" in checks["courses"]["assumptions"]
+    assert any("CourseType" in d and "Kind" in d for d in checks["courses"]["differences"])
+    assert checks["access"]["status"] == OK
+    assert FULL_KEY not in result.output
+
+
+def test_no_key_is_a_usage_error(sim_app, sim_server) -> None:
+    server = sim_server(sim_app())
+    result = CliRunner().invoke(main, ["doctor", "--base-url", server.base_url], env={})
+    assert result.exit_code == 2
+    assert "no API key" in result.output
+
+
+def test_simulate_rename_field_and_doctor_as_separate_processes() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    simulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batch_enroll",
+            "simulate",
+            "--port",
+            str(port),
+            "--rename-field",
+            "EnrollmentDeadline=RegistrationDeadline",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{base}/_sim/stats", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the simulator never came up"
+                time.sleep(0.1)
+        done = subprocess.run(
+            [sys.executable, "-m", "batch_enroll", "doctor", "--base-url", base, "--json"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LMS365_API_KEY": FULL_KEY},
+            timeout=60,
+            check=False,
+        )
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=10)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    courses = next(c for c in report["checks"] if c["name"] == "courses")
+    assert courses["status"] == DIFFERS
+    assert any(
+        "EnrollmentDeadline is missing" in d and "RegistrationDeadline" in d
+        for d in courses["differences"]
+    )
+    assert FULL_KEY not in done.stdout + done.stderr
