@@ -990,10 +990,12 @@ async def test_unenroll_frees_the_seat(sim_app: MakeApp) -> None:
             f"/odata/v2/Courses({ONB})/Unenroll", json={"userLoginName": "lucas.muller@contoso.com"}
         )
         assert seeded.status_code == 204
-        group = await http.post(
+        assert app.taken_seats(PART1) == 37  # the catalog's count already holds Mia
+        seated = await http.post(
             f"/odata/v2/Courses({CUS})/Unenroll", json={"userLoginName": "mia.johnson@contoso.com"}
         )
-        assert group.status_code == 204
+        assert seated.status_code == 204
+        assert app.taken_seats(PART1) == 36
     assert app.stats.enrollments_removed == 3
     assert app.creations[(FLT, "liam.patel@contoso.com")] == 2
 

@@ -379,7 +379,16 @@ class Simulator:
                 assert course is not None
                 ids = tuple(_canonical_guid(s) for s in seed.course_session_ids)
                 seated = () if seed.registration_status == "WaitingList" else ids
-                self._add(course, principal, ids, seated, status=seed.registration_status, now=now)
+                # TakenSeatsCount in the catalog already counts these people.
+                self._add(
+                    course,
+                    principal,
+                    ids,
+                    seated,
+                    status=seed.registration_status,
+                    now=now,
+                    take_seats=False,
+                )
 
     @property
     def enrollments(self) -> list[Enrollment]:
@@ -823,6 +832,7 @@ class Simulator:
         *,
         status: str,
         now: datetime,
+        take_seats: bool = True,
     ) -> Enrollment:
         enrollment_id = stable_guid(f"enrollment:{self._next_id}")
         self._next_id += 1
@@ -843,8 +853,9 @@ class Simulator:
         self._held[(course.id, enrollment.principal_key)] = enrollment
         if is_user:
             self._users_in[course.id] += 1
-        for session_id in seated:
-            self._attendees[session_id] += 1
+        if take_seats:
+            for session_id in seated:
+                self._attendees[session_id] += 1
         return enrollment
 
     def _list_enrollments(self, scope: Scope, query: Mapping[str, str]) -> _Reply:
