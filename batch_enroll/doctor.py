@@ -32,7 +32,9 @@ from batch_enroll.classifier import (
     USER_FIELDS,
     FieldRule,
     Outcome,
+    Verdict,
     classify_exception,
+    classify_response,
     error_fields,
     parse_retry_after,
     value_problem,
@@ -69,6 +71,8 @@ PROBE_LOGIN: Final = "i:0#.f|membership|batch-enroll-doctor@example.invalid"
 PROBE_EMAIL: Final = "batch-enroll-doctor@example.invalid"
 #: Courses read for the field check: one page, enough to meet most course kinds.
 COURSES_PAGE: Final = 50
+#: Extra attempts of a request met by a 429, a 5xx or a broken connection.
+RETRIES: Final = 2
 #: Requests a default run keeps in flight, for the round-trip estimate.
 RUN_CONCURRENCY: Final = 64
 
@@ -291,23 +295,32 @@ class _Session:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> httpx.Response | Outcome:
-        """Send one request; return the answer, or the classified transport failure."""
-        throttled = False
-        while True:
+        """Send one request; return the answer, or the classified transport failure.
+
+        A throttled, transient or lost answer is tried again, up to ``RETRIES``
+        times: one bad moment of a tenant is not a finding. Every request here is
+        safe to repeat, the probe included (it can enroll no one).
+        """
+        for attempt in range(RETRIES + 1):
+            last = attempt == RETRIES
             started = time.monotonic()
             try:
                 response = self.client.request(
                     method, self.base_url + path, params=params, json=body
                 )
             except (httpx.TransportError, OSError) as exc:
-                return classify_exception(exc)
+                outcome = classify_exception(exc)
+                if last:
+                    return outcome
+                time.sleep(0.5 * (attempt + 1))
+                continue
             self.timings.append(time.monotonic() - started)
-            if response.status_code != 429 or throttled:
+            verdict = classify_response(response).verdict
+            if last or verdict not in (Verdict.THROTTLED, Verdict.RETRY, Verdict.IN_DOUBT):
                 return response
-            # One throttled answer is the tenant's pace, not a finding: wait it out once.
-            throttled = True
             wait = parse_retry_after(response.headers.get("Retry-After"))
-            time.sleep(min(5.0, 1.0 if wait is None else wait))
+            time.sleep(min(5.0, 0.5 * (attempt + 1) if wait is None else wait))
+        raise AssertionError("unreachable: the last attempt returns")
 
 
 def _json(response: httpx.Response) -> Any:
@@ -322,6 +335,19 @@ def _answer(response: httpx.Response) -> str:
     code, message = error_fields(_json(response))
     said = f' "{message}"' if message else ""
     return f"HTTP {response.status_code}" + (f" {code}" if code else "") + said
+
+
+def _busy(name: str, answer: httpx.Response) -> Check | None:
+    """Fail a check whose every try met a throttle or a server error: that is no finding."""
+    if answer.status_code != 429 and answer.status_code < 500:
+        return None
+    return Check(
+        name,
+        FAILED,
+        f"LMS365 answered {_answer(answer)}, {RETRIES + 1} times in a row",
+        "run doctor again in a few minutes; if it persists, ask LMS365 support",
+        http_status=answer.status_code,
+    )
 
 
 def _no_answer(outcome: Outcome) -> str:
@@ -467,6 +493,8 @@ def _check_access(session: _Session) -> Check:
             "run doctor again in a few minutes",
             assumptions=("read-only-probe",),
         )
+    if (busy := _busy("access", answer)) is not None:
+        return busy
     status = answer.status_code
     if status == 404:
         return Check(
@@ -648,6 +676,8 @@ def _check_courses(session: _Session) -> tuple[Check, list[Mapping[str, Any]]]:
             Check("courses", FAILED, _no_answer(answer), "run doctor again in a few minutes"),
             [],
         )
+    if (busy := _busy("courses", answer)) is not None:
+        return busy, []
     courses = _collection(answer) if answer.is_success else None
     if courses is None:
         return (
@@ -751,6 +781,8 @@ def _check_enrollments(session: _Session, courses: Sequence[Mapping[str, Any]]) 
     answer = session.call("GET", "/odata/v2/Enrollments", params={"$filter": flt, "$top": "5"})
     if isinstance(answer, Outcome):
         return Check("enrollments", FAILED, _no_answer(answer), "run doctor again in a few minutes")
+    if (busy := _busy("enrollments", answer)) is not None:
+        return busy
     items = _collection(answer) if answer.is_success else None
     if items is None:
         return Check(
@@ -804,6 +836,8 @@ def _check_users(session: _Session, email: str | None) -> Check:
     answer = session.call("GET", "/odata/v2/Users", params={"$filter": f"Email eq {quoted}"})
     if isinstance(answer, Outcome):
         return Check("users", FAILED, _no_answer(answer), "run doctor again in a few minutes")
+    if (busy := _busy("users", answer)) is not None:
+        return busy
     users = _collection(answer) if answer.is_success else None
     if users is None:
         return Check(

@@ -446,6 +446,37 @@ def test_the_global_host_that_says_nothing_could_not_tell() -> None:
     assert checks["region"].detail.startswith("could not tell")
 
 
+def test_a_passing_5xx_or_429_is_tried_again_not_reported(tenant: Tenant) -> None:
+    answers = iter([httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0"})])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        return next(answers, httpx.Response(200, json={"value": []}))
+
+    route = tenant.router.get(f"{BASE}/odata/v2/Users").mock(side_effect=flaky)
+    check = tenant.check()["users"]
+    assert check.status == OK
+    assert route.call_count == 3
+
+
+def test_a_lasting_5xx_fails_with_what_to_do(tenant: Tenant) -> None:
+    route = tenant.router.get(f"{BASE}/odata/v2/Users").mock(
+        return_value=httpx.Response(503, headers={"Retry-After": "0"})
+    )
+    check = tenant.check()["users"]
+    assert check.status == FAILED
+    assert "HTTP 503, 3 times in a row" in check.detail
+    assert "again in a few minutes" in check.action
+    assert route.call_count == 3
+
+
+def test_a_lost_connection_fails_the_key_check(tenant: Tenant) -> None:
+    tenant.router.get(f"{BASE}/odata/v2/Courses").mock(side_effect=httpx.ConnectError("gone"))
+    checks = tenant.check()
+    assert checks["key"].status == FAILED
+    assert checks["key"].detail.startswith("no answer")
+    assert checks["access"].status == SKIPPED
+
+
 def test_a_slow_tenant_differs_on_round_trip(tenant: Tenant) -> None:
     def slow(request: httpx.Request) -> httpx.Response:
         time.sleep(0.12)
