@@ -22,6 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check batch_enroll tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check batch_enroll tests $(wildcard bench)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
