@@ -11,6 +11,7 @@ import respx
 
 from batch_enroll.client import AuthFailure, LmsClient, odata_quote
 from batch_enroll.model import ALREADY_ENROLLED, ENROLLED, FAILED, UNENROLL, UNENROLLED, Job
+from batch_enroll.options import ConnectionOptions
 from batch_enroll.ratelimit import RateLimiter
 
 BASE = "https://tenant.example"
@@ -71,7 +72,8 @@ def make_client(router: respx.Router, limiter: SpyLimiter) -> Any:
             "max_retries": 3,
         }
         options.update(kwargs)
-        return LmsClient(**options)
+        own = {name: options.pop(name) for name in ("limiter", "backoff_base")}
+        return LmsClient(ConnectionOptions(**options), **own)
 
     return make
 
