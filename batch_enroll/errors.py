@@ -57,6 +57,14 @@ class AuthFailure(BatchEnrollError):
         )
         self.outcome = outcome
 
+    def explain(self) -> str:
+        """Say, without the key, why LMS365 refused it and what to do."""
+        if self.outcome.http_status == 403:
+            return (
+                "LMS365 answered 403: the API key is read-only; enrolling needs a Full Control key"
+            )
+        return "LMS365 answered 401: the API key was refused; check LMS365_API_KEY"
+
 
 class CallFailed(BatchEnrollError):
     """A read request failed for good."""

@@ -14,7 +14,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batch_enroll.client import AuthFailure, LmsClient, current_row
-from batch_enroll.model import FAILED, UNENROLL, Job, RowResult
+from batch_enroll.model import FAILED, NOT_ATTEMPTED, UNENROLL, Job, RowResult
 from batch_enroll.options import DEFAULT_GRACE
 
 __all__ = [
@@ -121,6 +121,21 @@ class PoolReport:
     cut_off: list[Job] = field(default_factory=list)
     #: Seconds from the first request to the last answer.
     sending_seconds: float = 0.0
+
+    def cut_off_results(self) -> list[RowResult]:
+        """Return a not_attempted outcome for each job a stop cut off in flight."""
+        return [
+            RowResult(
+                job.index,
+                NOT_ATTEMPTED,
+                error_code="Interrupted",
+                error_message=(
+                    "stopped while the request was in flight; it may have reached LMS365,"
+                    " so a re-run with --resume asks before sending it again"
+                ),
+            )
+            for job in self.cut_off
+        ]
 
 
 async def send_jobs(

@@ -28,7 +28,7 @@ from batch_enroll.journal import (
 )
 from batch_enroll.loader import Sheet, load_sheet
 from batch_enroll.lookup import read_held, resolve_users, settle
-from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, NOT_ATTEMPTED, OK, Job, RowResult
+from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, Job, RowResult
 from batch_enroll.options import RunOptions
 from batch_enroll.pool import PoolEnd, StopHandle, send_jobs, stop_on_signals
 from batch_enroll.progress import Progress, ProgressFeed
@@ -42,11 +42,9 @@ from batch_enroll.reporter import (
     write_csv,
     write_summary_json,
 )
+from batch_enroll.resolve import Halted, check_online
 from batch_enroll.validator import (
-    CourseInfo,
     check_offline,
-    check_sessions,
-    fetch_courses,
     guard_unenroll,
     jobs_from,
     with_global_flags,
@@ -59,12 +57,11 @@ AUTO_START_RATE = 10.0
 _EXIT_FOR = {PoolEnd.AUTH: EXIT_AUTH, PoolEnd.FAILED: EXIT_ROW_PROBLEMS}
 
 
-class _Halt(Exception):
-    """Nothing more can be sent; ``reason`` says why, in the summary's words."""
-
-    def __init__(self, end: PoolEnd, reason: str) -> None:
-        super().__init__(reason)
-        self.end, self.reason = end, reason
+@dataclass(frozen=True)
+class _Outcome:
+    end: PoolEnd
+    stopped_because: str = ""
+    sending_seconds: float = 0.0
 
 
 @dataclass
@@ -77,6 +74,10 @@ class _Run:
     journal: Journal
     prior: JournalState | None
     progress: ProgressFeed
+    out: Path
+    summary_json: Path | None
+    started_at: str = field(default_factory=now_iso)
+    started: float = field(default_factory=time.monotonic)
     limiter: RateLimiter = field(init=False)
     results: dict[int, RowResult] = field(init=False)
 
@@ -94,6 +95,9 @@ def _limiter(options: RunOptions) -> RateLimiter:
     return RateLimiter(rate=options.rate, adaptive=True, max_rate=options.rate)
 
 
+# -- the stages, in order ------------------------------------------------------------------------
+
+
 def _check(sheet: Sheet, options: RunOptions) -> pd.DataFrame:
     """Apply the cell rules and the rules about the whole sheet; raise if it must not run."""
     flagged = with_global_flags(
@@ -106,46 +110,14 @@ def _check(sheet: Sheet, options: RunOptions) -> pd.DataFrame:
     return checked
 
 
-async def _resolve(
-    client: LmsClient, checked: pd.DataFrame, stop: StopHandle, *, grace: float
-) -> dict[int, CourseInfo]:
-    """Read from LMS365 what the sheet names: for now, each course once."""
-    ids = checked.loc[checked["status"] == OK, "_course"].dropna().astype(int).unique().tolist()
-    with anyio.CancelScope() as scope, stop.guarding(scope, grace=grace):
-        return await fetch_courses(client, ids)
-    return {}  # a stop cancelled the reads; the caller sees stop.requested
-
-
-async def _check_online(
-    client: LmsClient, checked: pd.DataFrame, options: RunOptions, stop: StopHandle
-) -> None:
-    """Resolve the sheet against LMS365 and apply the course and session rules."""
-    try:
-        courses = await _resolve(client, checked, stop, grace=options.grace)
-    except AuthFailure as exc:
-        raise _Halt(PoolEnd.AUTH, _auth_message(exc)) from None
-    if courses and all(info.unreachable for info in courses.values()):
-        # Every row would only fail its retries one by one; say so once instead.
-        reason = next(iter(courses.values())).error
-        message = f"could not reach LMS365 at {options.base_url} ({reason}); nothing was sent"
-        raise _Halt(PoolEnd.FAILED, message)
-    check_sessions(checked, courses, require_session=options.require_session)
-
-
-def _auth_message(exc: AuthFailure) -> str:
-    if exc.outcome.http_status == 403:
-        return "LMS365 answered 403: the API key is read-only; enrolling needs a Full Control key"
-    return "LMS365 answered 401: the API key was refused; check LMS365_API_KEY"
-
-
 async def _settle(run: _Run, client: LmsClient) -> list[Job]:
     """Journal the refused rows and settle those LMS365 already shows; return what to send."""
-    options, checked = run.options, run.checked
+    options = run.options
     try:
         if options.resolve_users:
-            await resolve_users(client, checked)
-        journal_verdicts(run.journal, checked)
-        jobs = [job for job in jobs_from(checked) if job.index not in run.results]
+            await resolve_users(client, run.checked)
+        journal_verdicts(run.journal, run.checked)
+        jobs = [job for job in jobs_from(run.checked) if job.index not in run.results]
         if jobs and (run.prior is not None or options.skip_enrolled):
             # A resumed run may have sent rows it never journalled: look before resending.
             held = await read_held(client, [job.course_id for job in jobs])
@@ -158,15 +130,15 @@ async def _settle(run: _Run, client: LmsClient) -> list[Job]:
             )
             run.results.update(settled)
     except AuthFailure as exc:
-        raise _Halt(PoolEnd.AUTH, _auth_message(exc)) from None
+        raise Halted(PoolEnd.AUTH, exc.explain()) from None
     except CallFailed as exc:
         reason = f"could not read what LMS365 already holds ({exc}); nothing was sent"
-        raise _Halt(PoolEnd.FAILED, reason) from None
+        raise Halted(PoolEnd.FAILED, reason) from None
     return jobs
 
 
 async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle) -> _Outcome:
-    """Send the jobs, journalling each outcome; name the rows a stop cut off in flight."""
+    """Send the jobs, journalling each outcome; mark the rows a stop cut off in flight."""
     row_numbers = run.checked["row"].tolist()  # the frame's index is its row position
     run.progress.begin(len(jobs))
 
@@ -184,19 +156,10 @@ async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle)
         stop=stop,
         grace=run.options.grace,
     )
-    for job in report.cut_off:
-        run.results[job.index] = RowResult(
-            job.index,
-            NOT_ATTEMPTED,
-            error_code="Interrupted",
-            error_message=(
-                "stopped while the request was in flight; it may have reached LMS365,"
-                " so a re-run with --resume asks before sending it again"
-            ),
-        )
+    run.results.update((result.index, result) for result in report.cut_off_results())
     sending = report.sending_seconds
     if report.end is PoolEnd.AUTH and report.auth_failure is not None:
-        return _Outcome(report.end, _auth_message(report.auth_failure), sending)
+        return _Outcome(report.end, report.auth_failure.explain(), sending)
     if report.end is PoolEnd.INTERRUPTED:
         stopped = "interrupted; rows not sent are not_attempted (finish with --resume)"
         return _Outcome(report.end, stopped, sending)
@@ -204,49 +167,21 @@ async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle)
     return _Outcome(report.end, "", sending)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    end: PoolEnd
-    stopped_because: str = ""
-    sending_seconds: float = 0.0
-
-
-async def _go_online(run: _Run, stop: StopHandle) -> _Outcome:
-    """Resolve, settle and send, within one client's connections."""
-    async with LmsClient(run.options, limiter=run.limiter) as client:
-        try:
-            await _check_online(client, run.checked, run.options, stop)
-            if stop.requested:
-                return _Outcome(PoolEnd.INTERRUPTED, "interrupted before sending")
-            jobs = await _settle(run, client)
-        except _Halt as halt:
-            return _Outcome(halt.end, halt.reason)
-        return await _send(run, client, jobs, stop)
-
-
-def _report(
-    run: _Run,
-    outcome: _Outcome,
-    *,
-    out: Path,
-    summary_json: Path | None,
-    started_at: str,
-    started: float,
-) -> Summary:
+def _report(run: _Run, outcome: _Outcome) -> Summary:
     """Write the results sheet (and the summary JSON) and return the summary."""
     frame = results_frame(run.checked, extra_columns=run.sheet.extra_columns, results=run.results)
     if run.options.resolve_users and "resolved_login_name" in run.checked.columns:
         # After the input's columns, so the documented first columns keep their places.
         frame["resolved_login_name"] = run.checked["resolved_login_name"].to_numpy()
-    write_csv(frame, out)
+    write_csv(frame, run.out)
     limiter = run.limiter
     summary = run_summary(
         frame,
         input_path=str(run.sheet.path),
         input_sha256=run.sheet.sha256,
-        output=str(out),
-        started_at=started_at,
-        elapsed=time.monotonic() - started,
+        output=str(run.out),
+        started_at=run.started_at,
+        elapsed=time.monotonic() - run.started,
         ended=outcome.end.value,
         stopped_because=outcome.stopped_because,
         sending_seconds=outcome.sending_seconds,
@@ -256,9 +191,25 @@ def _report(
         rate_found=round(limiter.found, 1) if limiter.adaptive else None,
         journal=str(run.journal.path),
     )
-    if summary_json is not None:
-        write_summary_json(summary, summary_json)
+    if run.summary_json is not None:
+        write_summary_json(summary, run.summary_json)
     return summary
+
+
+async def _online(run: _Run, stop: StopHandle) -> _Outcome:
+    """Resolve, check, settle and send, over one client's connections."""
+    async with LmsClient(run.options, limiter=run.limiter) as client:
+        try:
+            await check_online(client, run.checked, run.options, stop)
+            if stop.requested:
+                return _Outcome(PoolEnd.INTERRUPTED, "interrupted before sending")
+            jobs = await _settle(run, client)
+        except Halted as halt:
+            return _Outcome(halt.end, halt.reason)
+        return await _send(run, client, jobs, stop)
+
+
+# -- the entry points ----------------------------------------------------------------------------
 
 
 async def run_sheet_async(
@@ -278,44 +229,47 @@ async def run_sheet_async(
     Every finished row goes to a journal (``RESULTS.journal`` unless ``journal``
     is given); ``resume`` finishes a stopped run from it without sending any row
     twice. ``on_progress`` hears how sending goes (at most about ten times a
-    second, and once at the end); ``stop`` lets the caller stop the run as Ctrl+C
-    would; ``handle_signals`` makes SIGINT and SIGTERM do so (main thread only).
+    second, and always once at the end); ``stop`` stops the run as Ctrl+C would;
+    ``handle_signals`` lets SIGINT and SIGTERM do so (in the main thread only).
     """
     started_at, started = now_iso(), time.monotonic()
     out = Path(out)
-    journal_path = Path(journal) if journal is not None else journal_path_for(out)
     sheet = load_sheet(input_path)
     checked = _check(sheet, options)
     out.parent.mkdir(parents=True, exist_ok=True)
     stop = stop or StopHandle()
     with RunLock(out):
         opened, prior = open_journal(
-            journal_path,
+            Path(journal) if journal is not None else journal_path_for(out),
             input_path=sheet.path,
             input_sha256=sheet.sha256,
             fingerprint=options.fingerprint(),
             resume=resume,
         )
-        run = _Run(sheet, checked, options, opened, prior, ProgressFeed(on_progress))
+        run = _Run(
+            sheet,
+            checked,
+            options,
+            opened,
+            prior,
+            ProgressFeed(on_progress),
+            out,
+            Path(summary_json) if summary_json is not None else None,
+            started_at,
+            started,
+        )
         try:
             async with stop_on_signals(stop, enabled=handle_signals):
                 outcome = _Outcome(PoolEnd.INTERRUPTED, "interrupted")
                 try:
-                    outcome = await _go_online(run, stop)
+                    outcome = await _online(run, stop)
                 finally:
                     # Whatever stopped the run, the journal and the results are written
                     # whole: this is plain blocking code, and signals that arrive meanwhile
                     # wait in the receiver instead of raising KeyboardInterrupt into it.
                     run.journal.close()
                     run.progress.end()
-                    summary = _report(
-                        run,
-                        outcome,
-                        out=out,
-                        summary_json=Path(summary_json) if summary_json is not None else None,
-                        started_at=started_at,
-                        started=started,
-                    )
+                    summary = _report(run, outcome)
         finally:
             opened.close()
     return summary
@@ -332,20 +286,21 @@ def run_sheet(
     on_progress: Callable[[Progress], None] | None = None,
     stop: StopHandle | None = None,
 ) -> Summary:
-    """Run ``run_sheet_async`` in its own event loop; Ctrl+C and SIGTERM stop it gracefully."""
-    call = functools.partial(
-        run_sheet_async,
-        input_path,
-        out=out,
-        options=options,
-        summary_json=summary_json,
-        journal=journal,
-        resume=resume,
-        on_progress=on_progress,
-        stop=stop,
-        handle_signals=True,
+    """Run ``run_sheet_async`` in an event loop of its own; Ctrl+C and SIGTERM stop it."""
+    return anyio.run(
+        functools.partial(
+            run_sheet_async,
+            input_path,
+            out=out,
+            options=options,
+            summary_json=summary_json,
+            journal=journal,
+            resume=resume,
+            on_progress=on_progress,
+            stop=stop,
+            handle_signals=True,
+        )
     )
-    return anyio.run(call)
 
 
 async def validate_sheet_async(
@@ -355,37 +310,26 @@ async def validate_sheet_async(
     options: RunOptions | None,
     summary_json: str | Path | None = None,
     stop: StopHandle | None = None,
-) -> Summary:
-    """Check a sheet without sending anything; ``options`` None means offline rules only."""
-    return await _validate(
-        input_path, report=report, options=options, summary_json=summary_json, stop=stop
-    )
-
-
-async def _validate(
-    input_path: str | Path,
-    *,
-    report: str | Path | None,
-    options: RunOptions | None,
-    summary_json: str | Path | None,
-    stop: StopHandle | None,
     handle_signals: bool = False,
 ) -> Summary:
+    """Check a sheet without sending anything; ``options`` None means offline rules only.
+
+    ``stop`` (or, with ``handle_signals``, Ctrl+C) cuts the course reads short.
+    """
     started_at, started = now_iso(), time.monotonic()
     sheet = load_sheet(input_path)
     checked = check_offline(sheet.frame)
-    stopped, exit_code = "", None
+    halted: _Outcome | None = None
     if options is not None:
         stop = stop or StopHandle()
-        limiter = _limiter(options)
         async with (
             stop_on_signals(stop, enabled=handle_signals),
-            LmsClient(options, limiter=limiter) as client,
+            LmsClient(options, limiter=_limiter(options)) as client,
         ):
             try:
-                await _check_online(client, checked, options, stop)
-            except _Halt as halt:
-                stopped, exit_code = halt.reason, _EXIT_FOR[halt.end]
+                await check_online(client, checked, options, stop)
+            except Halted as halt:
+                halted = _Outcome(halt.end, halt.reason)
     frame = results_frame(checked, extra_columns=sheet.extra_columns)
     if report is not None:
         write_csv(frame, Path(report))
@@ -397,8 +341,8 @@ async def _validate(
         started_at=started_at,
         elapsed=time.monotonic() - started,
         online=options is not None,
-        stopped_because=stopped,
-        exit_code=exit_code,
+        stopped_because=halted.stopped_because if halted else "",
+        exit_code=_EXIT_FOR[halted.end] if halted else None,
     )
     if summary_json is not None:
         write_summary_json(summary, Path(summary_json))
@@ -413,9 +357,9 @@ def validate_sheet(
     summary_json: str | Path | None = None,
     stop: StopHandle | None = None,
 ) -> Summary:
-    """Run ``validate_sheet_async`` in its own event loop; Ctrl+C stops its reads."""
+    """Run ``validate_sheet_async`` in an event loop of its own; Ctrl+C stops its reads."""
     call = functools.partial(
-        _validate,
+        validate_sheet_async,
         input_path,
         report=report,
         options=options,
