@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check batch_enroll tests $(wildcard bench)
 	$(VENV)/bin/ruff format --check batch_enroll tests $(wildcard bench)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/deptry .
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_api.py
 
 bench: $(STAMP)
