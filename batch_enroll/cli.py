@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from batch_enroll import __version__
 from batch_enroll.errors import BatchEnrollError, ConfigError
 from batch_enroll.model import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from batch_enroll.options import DEFAULT_CONCURRENCY, REGIONS, RunOptions, resolve_base_url
@@ -127,7 +124,7 @@ def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="batch-enroll")
+@click.version_option(package_name="batch_enroll", prog_name="batch-enroll")
 @_verbose
 def main(verbose: bool) -> None:
     """Enroll people into LMS365 courses in bulk, from a CSV or Excel sheet."""
@@ -136,6 +133,8 @@ def main(verbose: bool) -> None:
 
 
 def _log_to_stderr() -> None:
+    import logging
+
     logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(message)s")
     # Their debug lines would repeat ours with less meaning (and may echo headers).
     for noisy in ("httpx", "httpcore", "asyncio", "aiohttp", "hpack", "filelock"):
@@ -442,6 +441,8 @@ def simulate(
 
 
 def _bundled(name: str) -> Path:
+    from importlib import resources
+
     return Path(str(resources.files("batch_enroll") / "data" / name))
 
 
@@ -476,6 +477,8 @@ def demo(out: Path) -> None:
             summary = run_sheet(
                 sheet, out=out, options=options, on_progress=bar if sys.stderr.isatty() else None
             )
+        except BatchEnrollError as exc:
+            _fail(str(exc))
         finally:
             bar.close()
     _print_summary(summary)
