@@ -12,12 +12,11 @@ Names load on first use, so ``batch-enroll --help`` does not pay for pandas.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-__version__ = version("batch_enroll")
-
 if TYPE_CHECKING:
+    __version__: str
+
     from batch_enroll.errors import (
         AuthFailure,
         BatchEnrollError,
@@ -95,6 +94,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # Read on demand: importlib.metadata costs more than the rest of --help.
+        from importlib.metadata import version
+
+        globals()[name] = value = version("batch_enroll")
+        return value
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'batch_enroll' has no attribute {name!r}")

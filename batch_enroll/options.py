@@ -5,7 +5,6 @@ Kept free of heavy imports: the command line builds these before any command run
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,8 @@ from urllib.parse import urlsplit
 from batch_enroll.errors import ConfigError
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = [
