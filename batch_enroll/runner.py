@@ -43,6 +43,7 @@ from batch_enroll.reporter import (
     write_summary_json,
 )
 from batch_enroll.resolve import Halted, check_online
+from batch_enroll.transport import make_limiter
 from batch_enroll.validator import (
     check_offline,
     guard_unenroll,
@@ -52,8 +53,6 @@ from batch_enroll.validator import (
 
 __all__ = ["run_sheet", "run_sheet_async", "validate_sheet", "validate_sheet_async"]
 
-#: Rate a run starts from in auto mode, before it has seen the tenant's throttle.
-AUTO_START_RATE = 10.0
 _EXIT_FOR = {PoolEnd.AUTH: EXIT_AUTH, PoolEnd.FAILED: EXIT_ROW_PROBLEMS}
 
 
@@ -82,17 +81,8 @@ class _Run:
     results: dict[int, RowResult] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.limiter = _limiter(self.options)
+        self.limiter = make_limiter(self.options.rate)
         self.results = self.prior.final() if self.prior is not None else {}
-
-
-def _limiter(options: RunOptions) -> RateLimiter:
-    if options.rate is None:
-        return RateLimiter(rate=AUTO_START_RATE, adaptive=True)
-    # A fixed rate is a ceiling, not a promise: pinned at R above a stricter
-    # throttle, every request would meet a 429 and a Retry-After pause, and a run
-    # would crawl at about one row a second. So it backs off and climbs back to R.
-    return RateLimiter(rate=options.rate, adaptive=True, max_rate=options.rate)
 
 
 # -- the stages, in order ------------------------------------------------------------------------
@@ -324,7 +314,7 @@ async def validate_sheet_async(
         stop = stop or StopHandle()
         async with (
             stop_on_signals(stop, enabled=handle_signals),
-            LmsClient(options, limiter=_limiter(options)) as client,
+            LmsClient(options, limiter=make_limiter(options.rate)) as client,
         ):
             try:
                 await check_online(client, checked, options, stop)

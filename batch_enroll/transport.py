@@ -1,4 +1,4 @@
-"""Build the connection layer every LMS365 request goes through.
+"""Build the connection layer every LMS365 request goes through, and the pace it keeps.
 
 One place decides how requests reach the network (pool size, TLS trust), so a
 change such as a proxy setting lands here and nowhere else.
@@ -9,8 +9,12 @@ from __future__ import annotations
 import httpx
 
 from batch_enroll.options import ConnectionOptions
+from batch_enroll.ratelimit import RateLimiter
 
-__all__ = ["make_transport"]
+__all__ = ["AUTO_START_RATE", "make_limiter", "make_transport"]
+
+#: Rate a run starts from in auto mode, before it has seen the tenant's throttle.
+AUTO_START_RATE = 10.0
 
 
 def make_transport(options: ConnectionOptions) -> httpx.AsyncBaseTransport:
@@ -25,3 +29,13 @@ def make_transport(options: ConnectionOptions) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
     transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, verify=options.verify)
     return transport
+
+
+def make_limiter(rate: float | None) -> RateLimiter:
+    """Return the limiter a run's requests share: ``rate`` per second, or None for auto."""
+    if rate is None:
+        return RateLimiter(rate=AUTO_START_RATE, adaptive=True)
+    # A fixed rate is a ceiling, not a promise: pinned at R above a stricter
+    # throttle, every request would meet a 429 and a Retry-After pause, and a run
+    # would crawl at about one row a second. So it backs off and climbs back to R.
+    return RateLimiter(rate=rate, adaptive=True, max_rate=rate)
