@@ -46,7 +46,8 @@ class StopHandle:
     ``stop()`` takes no new rows and lets requests in flight finish for a grace
     period; ``stop(now=True)`` cuts them off at once. Either may come before the
     run starts sending. Call it from the event loop that runs the sheet (from
-    another thread, through ``anyio.from_thread.run_sync``).
+    another thread, through ``anyio.from_thread.run_sync``). A handle serves one
+    run: once stopped, it stays stopped.
     """
 
     def __init__(self) -> None:

@@ -44,12 +44,7 @@ from batch_enroll.reporter import (
 )
 from batch_enroll.resolve import Halted, check_online
 from batch_enroll.transport import make_limiter
-from batch_enroll.validator import (
-    check_offline,
-    guard_unenroll,
-    jobs_from,
-    with_global_flags,
-)
+from batch_enroll.validator import check_offline, guard_unenroll, jobs_from, with_global_flags
 
 __all__ = ["run_sheet", "run_sheet_async", "validate_sheet", "validate_sheet_async"]
 
@@ -75,8 +70,8 @@ class _Run:
     progress: ProgressFeed
     out: Path
     summary_json: Path | None
-    started_at: str = field(default_factory=now_iso)
-    started: float = field(default_factory=time.monotonic)
+    started_at: str
+    started: float
     limiter: RateLimiter = field(init=False)
     results: dict[int, RowResult] = field(init=False)
 
@@ -222,7 +217,7 @@ async def run_sheet_async(
     second, and always once at the end); ``stop`` stops the run as Ctrl+C would;
     ``handle_signals`` lets SIGINT and SIGTERM do so (in the main thread only).
     """
-    started_at, started = now_iso(), time.monotonic()
+    clock = now_iso(), time.monotonic()
     out = Path(out)
     sheet = load_sheet(input_path)
     checked = _check(sheet, options)
@@ -236,18 +231,9 @@ async def run_sheet_async(
             fingerprint=options.fingerprint(),
             resume=resume,
         )
-        run = _Run(
-            sheet,
-            checked,
-            options,
-            opened,
-            prior,
-            ProgressFeed(on_progress),
-            out,
-            Path(summary_json) if summary_json is not None else None,
-            started_at,
-            started,
-        )
+        summary_path = Path(summary_json) if summary_json is not None else None
+        progress = ProgressFeed(on_progress)
+        run = _Run(sheet, checked, options, opened, prior, progress, out, summary_path, *clock)
         try:
             async with stop_on_signals(stop, enabled=handle_signals):
                 outcome = _Outcome(PoolEnd.INTERRUPTED, "interrupted")
@@ -258,8 +244,8 @@ async def run_sheet_async(
                     # whole: this is plain blocking code, and signals that arrive meanwhile
                     # wait in the receiver instead of raising KeyboardInterrupt into it.
                     run.journal.close()
-                    run.progress.end()
                     summary = _report(run, outcome)
+                    run.progress.end()  # after the results are safe: it runs the caller's code
         finally:
             opened.close()
     return summary
