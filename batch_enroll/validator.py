@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from batch_enroll.classifier import parse_lms_time
-from batch_enroll.client import CallFailed, LmsClient, login_key
+from batch_enroll.client import LmsClient, login_key
+from batch_enroll.errors import CallFailed, ConfigError
 from batch_enroll.model import (
     DUPLICATE,
     ENROLL,
@@ -30,13 +31,17 @@ from batch_enroll.model import (
 from batch_enroll.pool import map_concurrently
 
 __all__ = [
+    "OFFLINE_RULES",
     "CourseInfo",
     "check_offline",
     "check_sessions",
     "fetch_courses",
+    "guard_unenroll",
     "jobs_from",
     "parse_bool",
     "parse_time",
+    "unenroll_limit",
+    "with_global_flags",
 ]
 
 CHECK_COLUMNS = ("status", "error_code", "error_message", "warnings")
@@ -66,6 +71,8 @@ _ACTIONS = {
     "unenrol": UNENROLL,
     "remove": UNENROLL,
 }
+#: Per-row flags a sheet may carry, and a global option may fill in.
+FLAG_COLUMNS = ("ignore_max_attendees", "ignore_enrollment_flow")
 ILT_TYPES = frozenset({"ClassRoom", "Webinar"})
 MAX_COURSE_ID = 2**31 - 1
 
@@ -164,20 +171,26 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     Adds ``status`` (ok, invalid, duplicate), ``error_code``, ``error_message``,
     ``warnings`` and the parsed ``_course``, ``_sessions``, ``_action`` columns.
     An input column already named like one of these is kept as ``input_<name>``.
+    The rules run in order and a row keeps the first verdict it gets.
     """
     frame = sheet.rename(columns=carried_name)
-    n = len(frame)
     frame["status"] = OK
     frame["error_code"] = ""
     frame["error_message"] = ""
     frame["warnings"] = ""
-    if n == 0:
+    if len(frame) == 0:
         frame["_course"] = pd.Series(dtype="Int64")
         frame["_sessions"] = pd.Series(dtype=object)
         frame["_action"] = pd.Series(dtype=object)
         frame["_login_key"] = pd.Series(dtype=object)
         return frame
+    for rule in OFFLINE_RULES:
+        rule(frame)
+    return frame
 
+
+def _check_course(frame: pd.DataFrame) -> None:
+    """Parse ``_course``; refuse an empty, erroneous or non-positive course id."""
     course = frame["course_id"].astype(str)
     courses, per_course_cell = _distinct(course)
     digits = courses.str.extract(_INT.pattern + "$", expand=False)
@@ -201,6 +214,9 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
         _quoting(course, 'the course id "', '" is not a positive whole number', width=60),
     )
 
+
+def _check_login(frame: pd.DataFrame) -> None:
+    """Refuse an empty or malformed login; set ``_login_key``, the form logins compare in."""
     login = frame["user_login_name"].astype(str)
     logins, per_login_cell = _distinct(login)
     _mark(frame, login == "", INVALID, "MissingLogin", "the user's login name is empty")
@@ -230,7 +246,12 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
             width=80,
         ),
     )
+    # The client's rule, once per distinct login: duplicates and lookups must agree.
+    frame["_login_key"] = per_login_cell(logins.map(login_key))
 
+
+def _check_session_ids(frame: pd.DataFrame) -> None:
+    """Normalise ``_sessions`` to GUIDs joined by ``;``; refuse a cell holding anything else."""
     raw_sessions = frame["course_session_ids"].astype(str)
     sessions = pd.Series("", index=frame.index, dtype=object)
     has_sessions = raw_sessions != ""
@@ -246,21 +267,27 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
             _mark(frame, bad, INVALID, "InvalidSessionId", message)
     frame["_sessions"] = sessions
 
-    if "action" in frame.columns:
-        action_cell = frame["action"].astype(str)
-        action = action_cell.str.lower().map(_ACTIONS)
-        _mark(
-            frame,
-            action.isna(),
-            INVALID,
-            "InvalidAction",
-            _quoting(action_cell, 'the action "', '" is neither enroll nor unenroll', width=40),
-        )
-        frame["_action"] = action.fillna(ENROLL)
-    else:
-        frame["_action"] = ENROLL
 
-    for flag in ("ignore_max_attendees", "ignore_enrollment_flow"):
+def _check_action(frame: pd.DataFrame) -> None:
+    """Read ``_action`` (enroll when absent); refuse an action that is neither."""
+    if "action" not in frame.columns:
+        frame["_action"] = ENROLL
+        return
+    action_cell = frame["action"].astype(str)
+    action = action_cell.str.lower().map(_ACTIONS)
+    _mark(
+        frame,
+        action.isna(),
+        INVALID,
+        "InvalidAction",
+        _quoting(action_cell, 'the action "', '" is neither enroll nor unenroll', width=40),
+    )
+    frame["_action"] = action.fillna(ENROLL)
+
+
+def _check_flags(frame: pd.DataFrame) -> None:
+    """Refuse a per-row flag cell that is neither true nor false."""
+    for flag in FLAG_COLUMNS:
         if flag in frame.columns:
             cell = frame[flag].astype(str)
             unknown = cell.map(parse_bool).isna()
@@ -272,40 +299,103 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
                 _quoting(cell, f'{flag} must be true or false, not "', '"', width=40),
             )
 
-    # The client's rule, once per distinct login: duplicates and lookups must agree.
-    frame["_login_key"] = per_login_cell(logins.map(login_key))
+
+def _mark_duplicates(frame: pd.DataFrame) -> None:
+    """Mark a clean row that repeats an earlier one's course, user, sessions and action."""
     clean = frame["status"] == OK
-    if clean.any():
-        sorted_sessions = frame["_sessions"].copy()
-        several = sorted_sessions.str.contains(";", regex=False)
-        if several.any():
-            sorted_sessions[several] = sorted_sessions[several].map(
-                lambda s: ";".join(sorted(s.split(";")))
-            )
-        dup_key = pd.DataFrame(
-            {
-                "c": frame["_course"],
-                "u": frame["_login_key"],
-                "s": sorted_sessions,
-                "a": frame["_action"],
-            }
-        )[clean]
-        repeated = dup_key.duplicated(keep="first")
-        if repeated.any():
-            first_row = (
-                frame.loc[dup_key.index, "row"]
-                .groupby([dup_key[c] for c in "cusa"])
-                .transform("first")
-            )
-            message = pd.Series("", index=frame.index, dtype=object)
-            rep_index = repeated[repeated].index
-            message[rep_index] = "the same course, user and sessions as row " + first_row[
-                rep_index
-            ].astype(str)
-            mask = pd.Series(False, index=frame.index)
-            mask[rep_index] = True
-            _mark(frame, mask, DUPLICATE, "Duplicate", message)
+    if not clean.any():
+        return
+    sorted_sessions = frame["_sessions"].copy()
+    several = sorted_sessions.str.contains(";", regex=False)
+    if several.any():
+        sorted_sessions[several] = sorted_sessions[several].map(
+            lambda s: ";".join(sorted(s.split(";")))
+        )
+    dup_key = pd.DataFrame(
+        {
+            "c": frame["_course"],
+            "u": frame["_login_key"],
+            "s": sorted_sessions,
+            "a": frame["_action"],
+        }
+    )[clean]
+    repeated = dup_key.duplicated(keep="first")
+    if not repeated.any():
+        return
+    first_row = (
+        frame.loc[dup_key.index, "row"].groupby([dup_key[c] for c in "cusa"]).transform("first")
+    )
+    message = pd.Series("", index=frame.index, dtype=object)
+    rep_index = repeated[repeated].index
+    message[rep_index] = "the same course, user and sessions as row " + first_row[rep_index].astype(
+        str
+    )
+    mask = pd.Series(False, index=frame.index)
+    mask[rep_index] = True
+    _mark(frame, mask, DUPLICATE, "Duplicate", message)
+
+
+#: The cell rules, in the order their verdicts take precedence.
+OFFLINE_RULES: tuple[Callable[[pd.DataFrame], None], ...] = (
+    _check_course,
+    _check_login,
+    _check_session_ids,
+    _check_action,
+    _check_flags,
+    _mark_duplicates,
+)
+
+
+# -- rules about the whole sheet -----------------------------------------------------------------
+
+
+def with_global_flags(
+    frame: pd.DataFrame, *, ignore_max_attendees: bool, ignore_enrollment_flow: bool
+) -> pd.DataFrame:
+    """Apply --ignore-max-attendees / --ignore-enrollment-flow to rows that do not say."""
+    for name, on in zip(FLAG_COLUMNS, (ignore_max_attendees, ignore_enrollment_flow), strict=True):
+        if not on:
+            continue
+        frame = frame.copy()
+        if name not in frame.columns:
+            frame[name] = "true"
+        else:
+            frame[name] = frame[name].where(frame[name].astype(str) != "", "true")
     return frame
+
+
+def unenroll_limit(spec: str, rows: int) -> float:
+    """Read --max-unenroll: a count ("25") or a share of the sheet's rows ("10%")."""
+    text = spec.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError
+            return rows * share / 100
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return float(count)
+    except ValueError:
+        raise ConfigError(
+            f"--max-unenroll {spec!r} is neither a count like 25 nor a share like 10%"
+        ) from None
+
+
+def guard_unenroll(checked: pd.DataFrame, spec: str) -> None:
+    """Refuse the whole run when the sheet would unenroll more rows than ``spec`` allows."""
+    wanted = checked[(checked["_action"] == UNENROLL) & checked["status"].isin((OK, WARNING))]
+    limit = unenroll_limit(spec, len(checked))
+    if len(wanted) <= limit:
+        return
+    rows = ", ".join(str(r) for r in wanted["row"].head(5))
+    more = ", ..." if len(wanted) > 5 else ""
+    raise ConfigError(
+        f"this sheet would unenroll {len(wanted)} users (rows {rows}{more}), more than"
+        f" --max-unenroll {spec} allows ({limit:g} of {len(checked)} rows); nothing was sent."
+        f" If that is intended, pass --max-unenroll {len(wanted)}"
+    )
 
 
 # -- session rules -------------------------------------------------------------------------------

@@ -750,3 +750,16 @@ def test_simulate_rename_field_and_doctor_as_separate_processes() -> None:
         for d in courses["differences"]
     )
     assert FULL_KEY not in done.stdout + done.stderr
+
+
+def test_the_command_trusts_a_ca_bundle_as_run_does(tls_port: tuple[int, Path]) -> None:
+    port, cert = tls_port
+    url = f"https://127.0.0.1:{port}"
+    untrusted = run_doctor(url, FULL_KEY)
+    assert statuses_of(untrusted.output)["TLS"] == FAILED, untrusted.output
+    assert "--ca-bundle" in untrusted.output
+    trusted = run_doctor(url, FULL_KEY, "--ca-bundle", str(cert), "--timeout", "2")
+    assert statuses_of(trusted.output)["TLS"] == OK, trusted.output
+    # The bare TLS listener answers no HTTP: the key check says so and the rest waits.
+    assert statuses_of(trusted.output)["API key accepted"] == FAILED
+    assert trusted.exit_code == 1
