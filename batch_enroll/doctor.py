@@ -39,6 +39,7 @@ from batch_enroll.classifier import (
     parse_retry_after,
     value_problem,
 )
+from batch_enroll.options import DEFAULT_BASE_URL, REGIONS
 
 __all__ = [
     "DIFFERS",
@@ -76,17 +77,10 @@ RETRIES: Final = 2
 #: Requests a default run keeps in flight, for the round-trip estimate.
 RUN_CONCURRENCY: Final = 64
 
-GLOBAL_HOST: Final = "api.365.systems"
+GLOBAL_HOST: Final = urlsplit(DEFAULT_BASE_URL).hostname or ""
+#: Each regional API host, and the --region that picks it.
 REGION_HOSTS: Final[Mapping[str, str]] = {
-    "us-api.365.systems": "us",
-    "ne-api.365.systems": "ne",
-    "je-api.365.systems": "je",
-    "au-api.365.systems": "au",
-    "ca-api.365.systems": "ca",
-    "uk-api.365.systems": "uk",
-    "de-api.365.systems": "de",
-    "ch-api.365.systems": "ch",
-    "va-api.usgcc365.systems": "gcc",
+    urlsplit(url).hostname or "": code for code, url in REGIONS.items()
 }
 REPORT: Final = "report this output to whoever maintains batch-enroll"
 KEY_HELP: Final = (
