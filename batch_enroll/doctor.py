@@ -52,8 +52,10 @@ __all__ = [
     "check_tenant",
     "check_tls",
     "exit_code",
+    "field_differences",
     "render_json",
     "render_text",
+    "scrub",
 ]
 
 OK: Final = "OK"
