@@ -216,7 +216,13 @@ CASES: dict[str, Callable[[], bytes]] = {
     "opendocument.ods": lambda: _zip(
         {"mimetype": "application/vnd.oasis.opendocument.spreadsheet", "content.xml": "<x/>"}
     ),
-    "encrypted.xlsx": lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + _random(5, 512),
+    # Excel keeps a password-protected workbook in an OLE2 file with this stream.
+    "encrypted.xlsx": lambda: (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+        + bytes(504)
+        + "EncryptedPackage".encode("utf-16-le")
+        + _random(5, 512)
+    ),
     "legacy.xls": lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + _random(6, 1024),
 }
 
