@@ -33,6 +33,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from batch_enroll.errors import LoadError
+from batch_enroll.model import DEFAULT_MAX_INPUT_MB
 
 if TYPE_CHECKING:
     from python_calamine import CalamineWorkbook, SheetMetadata
@@ -57,8 +58,6 @@ OPTIONAL = (
     "ignore_enrollment_flow",
 )
 
-#: Files above this many MiB are refused before reading (``--max-input-mb``).
-DEFAULT_MAX_INPUT_MB = 1024
 #: The header is looked for in this many non-empty rows at the top of a sheet.
 HEADER_SEARCH_ROWS = 20
 #: Frame column holding, for a row with more cells than the header, why it is invalid.
@@ -235,7 +234,7 @@ def load_sheet(
 
 def _load(source: Path, name: str, *, sheet: str | None, max_input_mb: float) -> Sheet:
     """Do load_sheet's work; messages may still need a final cut."""
-    data, before = _read_file(source, name, limit=int(max_input_mb * (1 << 20)))
+    data, before = _read_file(source, name, max_input_mb=max_input_mb)
     digest = hashlib.sha256(data).hexdigest()
 
     book: _Book | None = None
@@ -286,7 +285,8 @@ def _notes(table: _Table, book: _Book | None) -> tuple[str, ...]:
         read = f"Read sheet {_quote(book.sheet_name)}"
         if len(book.sheet_names) > 1:
             number = book.sheet_names.index(book.sheet_name) + 1
-            read += f" ({number} of {len(book.sheet_names)})"
+            hidden = ", hidden" if book.sheet_name in book.hidden else ""
+            read += f" ({number} of {len(book.sheet_names)}{hidden})"
         notes.append(f"{read}; {where}" if where else read)
         if book.passed_over:
             notes.append(
@@ -317,8 +317,9 @@ def _names(names: Sequence[str], one: str, many: str) -> str:
 # --------------------------------------------------------------------------- file
 
 
-def _read_file(source: Path, name: str, *, limit: int) -> tuple[bytes, os.stat_result]:
-    """Return the bytes of regular file ``source`` (at most ``limit``) and its stat."""
+def _read_file(source: Path, name: str, *, max_input_mb: float) -> tuple[bytes, os.stat_result]:
+    """Return the bytes of regular file ``source`` (at most ``max_input_mb`` MiB) and its stat."""
+    limit = int(max_input_mb * (1 << 20))
     try:
         # stat() follows symlinks: a link to a regular file is fine, one to a device is not.
         info = source.stat()
@@ -326,7 +327,7 @@ def _read_file(source: Path, name: str, *, limit: int) -> tuple[bytes, os.stat_r
         raise LoadError(f"{name}: cannot read the file: {exc.strerror or exc}") from None
     _require_regular(name, info)
     if info.st_size > limit:
-        raise LoadError(_too_big(name, info.st_size, limit))
+        raise LoadError(_too_big(name, info.st_size, max_input_mb))
     try:
         with source.open("rb") as handle:
             before = os.fstat(handle.fileno())
@@ -336,7 +337,7 @@ def _read_file(source: Path, name: str, *, limit: int) -> tuple[bytes, os.stat_r
     except OSError as exc:
         raise LoadError(f"{name}: cannot read the file: {exc.strerror or exc}") from None
     if len(data) > limit:
-        raise LoadError(_too_big(name, len(data), limit))
+        raise LoadError(_too_big(name, len(data), max_input_mb))
     return data, before
 
 
@@ -360,11 +361,12 @@ def _require_regular(name: str, info: os.stat_result) -> None:
     )
 
 
-def _too_big(name: str, size: int, limit: int) -> str:
+def _too_big(name: str, size: int, max_input_mb: float) -> str:
     mib = 1 << 20
+    shown = f"{size / mib:,.1f} MB" if size >= mib // 10 else f"{size:,} bytes"
     return (
-        f"{name}: the file is {size / mib:,.1f} MB, more than --max-input-mb allows "
-        f"({limit / mib:,.0f} MB); raise --max-input-mb if the file is right"
+        f"{name}: the file is {shown}, more than --max-input-mb {max_input_mb:g} allows;"
+        " raise it if the file is right"
     )
 
 
@@ -850,7 +852,7 @@ def _read_workbook(name: str, data: bytes, *, wanted: str | None) -> _Book:
             raise LoadError(f"{name}: the workbook has no worksheets")
         try:
             if wanted is not None:
-                meta = _pick_sheet(name, metas, wanted)
+                meta = _pick_sheet(name, metas, wanted, set(hidden))
                 table = _sheet_table(name, data, book, meta.name, label=label, only=True)
                 assert table is not None  # only=True raises instead
                 return _Book(table, meta.name, names, hidden, (), ())
@@ -905,7 +907,9 @@ def _first_with_header(
     return _Book(chosen[1], chosen[0], names, hidden, tuple(others), tuple(passed))
 
 
-def _pick_sheet(name: str, metas: Sequence[SheetMetadata], wanted: str) -> SheetMetadata:
+def _pick_sheet(
+    name: str, metas: Sequence[SheetMetadata], wanted: str, hidden: AbstractSet[str]
+) -> SheetMetadata:
     """Find the sheet --sheet means: its exact name, its name in any case, or its number."""
     text = wanted.strip()
     exact = [m for m in metas if m.name == wanted]
@@ -915,7 +919,7 @@ def _pick_sheet(name: str, metas: Sequence[SheetMetadata], wanted: str) -> Sheet
     if text.isdigit() and 1 <= int(text) <= len(metas):
         return metas[int(text) - 1]
     start = f"{name}: no sheet {_quote(wanted, width=40)} (by name or number); the sheets are "
-    shown = [f"{m.name} (hidden)" if m.visible.name != "Visible" else m.name for m in metas]
+    shown = [f"{m.name} (hidden)" if m.name in hidden else m.name for m in metas]
     raise LoadError(start + _listing(shown, MAX_MESSAGE - len(start)))
 
 

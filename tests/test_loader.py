@@ -688,5 +688,6 @@ def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
 
 def test_directory_is_a_load_error(tmp_path: Path) -> None:
     assert error_of(tmp_path) == (
-        f"{tmp_path}: this is a folder, not a regular file; save the sheet as a file and give its path"
+        f"{tmp_path}: this is a folder, not a regular file;"
+        " save the sheet as a file and give its path"
     )
