@@ -26,7 +26,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -968,15 +968,54 @@ def _sheet_table(
                 grid[row][column] = text
     width = max((len(values) for values in grid[at:]), default=0)
     header = _pad(looked[-1][1], width)
-    records = [[_cell_text(value) for value in values] for values in grid[at + 1 :]]
-    numbers = [at + 2 + i for i, cells in enumerate(records) if any(cells)]
-    body = pd.DataFrame(
-        [_pad(cells, width) for cells in records if any(cells)],
-        columns=pd.RangeIndex(width),
-        dtype=str,
-    )
+    block = _grid_text(grid[at + 1 :], width)
+    filled = np.flatnonzero((block != "").any(axis=1)) if width else np.arange(0)
+    body = pd.DataFrame(block[filled], columns=pd.RangeIndex(width), dtype=str)
+    numbers = (filled + at + 2).astype(np.int64)
     skipped = tuple(number for number, _ in looked[:-1])
-    return _Table(header, body, np.array(numbers, dtype=np.int64), at + 1, skipped)
+    return _Table(header, body, numbers, at + 1, skipped)
+
+
+def _grid_text(grid: Sequence[list[Any]], width: int) -> npt.NDArray[np.object_]:
+    """Render a block of workbook values as text, column by column.
+
+    A column holds one kind of value almost always (text, or numbers), and one
+    vectorised pass per kind is several times faster than a call per cell.
+    """
+    if all(len(values) == width for values in grid):
+        # Calamine's rows are all as wide as the sheet: one copy in C.
+        block = np.empty((len(grid), width), dtype=object)
+        block[...] = grid
+    else:
+        block = np.full((len(grid), width), "", dtype=object)
+        for index, values in enumerate(grid):
+            block[index, : len(values)] = values
+    for column in range(width):
+        cells = block[:, column]
+        kinds = set(map(type, cells))
+        if kinds == {str}:
+            block[:, column] = _STRIP_CHARS(cells, _TRIM)
+        elif kinds == {float} or kinds == {float, str}:
+            block[:, column] = _float_text(cells)
+        else:
+            block[:, column] = [_cell_text(value) for value in cells]
+    return block
+
+
+def _float_text(values: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    """Render a column of floats (and text) as Excel shows them: 42.0 as "42"."""
+    out = values.copy()
+    numeric = np.array([type(value) is float for value in values], dtype=np.bool_)
+    numbers = values[numeric].astype(np.float64)
+    # Exactly representable whole numbers print as integers; the rest as Python does.
+    whole = np.isfinite(numbers) & (numbers == np.trunc(numbers)) & (np.abs(numbers) < 2.0**63)
+    texts = np.empty(len(numbers), dtype=object)
+    texts[whole] = numbers[whole].astype(np.int64).astype(str).astype(object)
+    texts[~whole] = [_cell_text(float(number)) for number in numbers[~whole]]
+    out[numeric] = texts
+    rest = ~numeric
+    out[rest] = _STRIP_CHARS(values[rest], _TRIM) if rest.any() else out[rest]
+    return out
 
 
 def _workbook_label(name: str, data: bytes) -> str:
