@@ -861,7 +861,8 @@ def _read_workbook(name: str, data: bytes, *, wanted: str | None) -> _Book:
                 for m in metas
                 if m.visible == SheetVisibleEnum.Visible and m.typ == SheetTypeEnum.WorkSheet
             ]
-            return _first_with_header(name, data, book, visible, names, hidden, label)
+            worksheets = [m.name for m in metas if m.typ == SheetTypeEnum.WorkSheet]
+            return _first_with_header(name, data, book, visible, worksheets, names, hidden, label)
         except LoadError:
             raise
         except Exception as exc:
@@ -873,12 +874,13 @@ def _first_with_header(
     data: bytes,
     book: CalamineWorkbook,
     visible: Sequence[str],
+    worksheets: Sequence[str],
     names: tuple[str, ...],
     hidden: tuple[str, ...],
     label: str,
 ) -> _Book:
     """Read the first of ``visible`` that holds a header; note the others that do too."""
-    if len(visible) == 1:
+    if len(visible) == 1 and not hidden:
         table = _sheet_table(name, data, book, visible[0], label=label, only=True)
         assert table is not None
         return _Book(table, visible[0], names, hidden, (), ())
@@ -895,14 +897,18 @@ def _first_with_header(
         elif _holds_header(book, sheet_name):
             others.append(sheet_name)
     if chosen is None:
-        if not visible:
-            hint = "; pick a hidden one with --sheet" if hidden else ""
-            raise LoadError(f"{name}: the workbook has no visible worksheet{hint}")
-        listing = _listing(visible, 90)
-        hint = ", nor do the hidden ones read with --sheet" if hidden else ""
+        # A hidden sheet is never read unasked, but it is worth pointing at.
+        candidates = [n for n in worksheets if n in hidden and _holds_header(book, n)]
+        if candidates:
+            raise LoadError(
+                f"{name}: no visible sheet has a header row, but the hidden sheet "
+                f"{_quote(candidates[0], width=40)} does: read it with --sheet"
+                f" {_quote(candidates[0], width=40)}"
+            )
+        listing = _listing(visible or worksheets, 80)
         raise LoadError(
             f"{name}: no sheet has a header row naming a course and a user column in its first "
-            f"{HEADER_SEARCH_ROWS} rows (sheets {listing}){hint}"
+            f"{HEADER_SEARCH_ROWS} rows (sheets {listing})"
         )
     return _Book(chosen[1], chosen[0], names, hidden, tuple(others), tuple(passed))
 

@@ -47,6 +47,9 @@ class Ok:
     numbers: tuple[int, ...] | None = None
     #: Row number -> the RaggedRow message the loader leaves for the validator.
     ragged: dict[int, str] | None = None
+    header_row: int = 1
+    sheet_name: str = ""
+    notes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ def check(path: Path, expected: Ok | Fails) -> Sheet | str:
         assert tuple(sheet.frame["row"]) == expected.numbers
     if expected.ragged is not None:
         assert ragged_of(sheet) == expected.ragged
+    assert sheet.header_row == expected.header_row
+    assert sheet.sheet_name == expected.sheet_name
+    if expected.notes is not None:
+        assert sheet.notes == expected.notes
     return sheet
 
 
@@ -95,8 +102,8 @@ def assert_one_line_about(path: Path, message: str) -> None:
     """Assert ``message`` is one line, names ``path`` first, and is no traceback."""
     assert "\n" not in message
     assert "\r" not in message
-    assert message.startswith(f"{path}: ")
-    assert len(message) < 1000
+    assert message.startswith(f"{path}")
+    assert len(message) <= 200
     for leak in ("Traceback", 'File "', "Error tokenizing", "C error", "pandas"):
         assert leak not in message
 
@@ -142,7 +149,7 @@ CORPUS_EXPECTATIONS: dict[str, Ok | Fails] = {
     "crlf.csv": Ok(2, {"user_login_name": "ann"}, numbers=(2, 4)),
     "cr_only.csv": Ok(2, {"user_login_name": "ann"}, numbers=(2, 4)),
     "mixed_line_endings.csv": Ok(3, {"user_login_name": "ann"}, numbers=(2, 3, 5)),
-    "leading_blank_lines.csv": Ok(1, {"course_id": "1"}, numbers=(5,)),
+    "leading_blank_lines.csv": Ok(1, {"course_id": "1"}, numbers=(5,), header_row=4),
     "quoted_newlines.csv": Ok(2, {"message": "line one\nline two"}, numbers=(2, 3)),
     "duplicate_extra_headers.csv": Ok(
         1, {"note": "x", "note (2)": "y", "note (3)": "z"}, extras=("note", "note (2)", "note (3)")
@@ -165,12 +172,60 @@ CORPUS_EXPECTATIONS: dict[str, Ok | Fails] = {
         2,
         {"row": 4, "course_id": "42", "Score": "3.5", "Flag": "true", "Check": "#N/A"},
         extras=("Score", "Flag", "Check"),
+        header_row=3,
+        sheet_name="Sheet1",
     ),
-    "xlsx_named.csv": Ok(2, {"row": 2, "course_id": "42", "note": "first"}, extras=("note",)),
+    "xlsx_named.csv": Ok(
+        2, {"row": 2, "course_id": "42", "note": "first"}, extras=("note",), sheet_name="Sheet1"
+    ),
     "truncated.xlsx": Fails(("damaged or truncated",)),
     "zip_not_xlsx.xlsx": Fails(("zip archive, not an .xlsx or .ods workbook",)),
     "opendocument.ods": Fails(("OpenDocument spreadsheet",)),
     "encrypted.xlsx": Fails(("password-protected", "save it as CSV")),
+    "title_rows.csv": Ok(
+        2,
+        {
+            "row": 5,
+            "course_id": "7",
+            "user_login_name": "ann@contoso.com",
+            "Start date": "2026-12-01",
+        },
+        extras=("Start date",),
+        numbers=(5, 6),
+        header_row=4,
+        notes=("Header on row 4; rows 1-3 skipped",),
+    ),
+    "title_rows_semicolons.csv": Ok(
+        1, {"row": 4, "department": "Sales, EMEA"}, header_row=3, extras=("department",)
+    ),
+    "header_below_row_20.csv": Fails(
+        ("missing required columns", "(looked at rows 1-20)", 'row 1 has "note 1"')
+    ),
+    "header_under_many_blank_lines.csv": Ok(1, {"row": 63}, header_row=62),
+    "ragged_unquoted_address.csv": Ok(
+        3,
+        {"address": "Main Street 1"},
+        numbers=(2, 3, 4),
+        ragged={3: "row 3 has 4 cells, the header has 3: is there an unquoted comma in it?"},
+    ),
+    "many_unknown_headers.csv": Fails(("missing required columns", "and 59 more")),
+    "xlsx_hr_workbook.xlsx": Ok(
+        2,
+        {"row": 5, "course_id": "7", "user_login_name": "ann@contoso.com", "Check": "#N/A"},
+        extras=("Start date", "Check"),
+        numbers=(5, 7),
+        header_row=4,
+        sheet_name="Hires",
+        notes=(
+            'Read sheet "Hires" (2 of 4); header on row 4; rows 1-3 skipped',
+            'Passed over sheet "Instructions": no header in the first 20 rows',
+            'Sheet "Old hires" also holds a header; read another with --sheet NAME or --sheet N',
+        ),
+    ),
+    "xlsx_header_only_on_hidden_sheet.xlsx": Fails(
+        ('no visible sheet has a header row, but the hidden sheet "Data" does', "--sheet")
+    ),
+    "opendocument_hires.ods": Ok(1, {"row": 4, "course_id": "7"}, header_row=3, sheet_name="Hires"),
     "legacy.xls": OLE2,
 }
 

@@ -60,8 +60,17 @@ def _zip(parts: dict[str, str | bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def xlsx(sheets: Sequence[dict[int, Sequence[Cell]]]) -> bytes:
-    """Build a minimal .xlsx by hand: one dict {row number: cells} per worksheet."""
+def xlsx(
+    sheets: Sequence[dict[int, Sequence[Cell]]],
+    *,
+    names: Sequence[str] = (),
+    hidden: Sequence[str] = (),
+) -> bytes:
+    """Build a minimal .xlsx by hand: one dict {row number: cells} per worksheet.
+
+    ``names`` names the sheets (default Sheet1, Sheet2...); those in ``hidden`` are hidden.
+    """
+    titles = [*names, *(f"Sheet{n}" for n in range(len(names) + 1, len(sheets) + 1))]
     ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
     rel_ns = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
     doc_type = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -91,8 +100,10 @@ def xlsx(sheets: Sequence[dict[int, Sequence[Cell]]]) -> bytes:
             f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{ns}" xmlns:r="{rel_ns}">'
             "<sheets>"
             + "".join(
-                f'<sheet name="Sheet{n}" sheetId="{n}" r:id="rId{n}"/>'
-                for n in range(1, len(sheets) + 1)
+                f'<sheet name="{escape(title)}" sheetId="{n}"'
+                + (' state="hidden"' if title in hidden else "")
+                + f' r:id="rId{n}"/>'
+                for n, title in enumerate(titles, start=1)
             )
             + "</sheets></workbook>"
         ),
@@ -119,6 +130,58 @@ def xlsx(sheets: Sequence[dict[int, Sequence[Cell]]]) -> bytes:
             f"<sheetData>{body}</sheetData></worksheet>"
         )
     return _zip(parts)
+
+
+def ods(sheets: dict[str, Sequence[Sequence[str | float | None]]]) -> bytes:
+    """Build a minimal OpenDocument spreadsheet by hand: rows of cells per named sheet."""
+    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+    text = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+
+    def cell(value: str | float | None) -> str:
+        if value is None:
+            return "<table:table-cell/>"
+        if isinstance(value, float):
+            return (
+                f'<table:table-cell office:value-type="float" office:value="{value!r}">'
+                f"<text:p>{value!r}</text:p></table:table-cell>"
+            )
+        return (
+            '<table:table-cell office:value-type="string">'
+            f"<text:p>{escape(value)}</text:p></table:table-cell>"
+        )
+
+    body = "".join(
+        f'<table:table table:name="{escape(name)}">'
+        + "".join(
+            "<table:table-row>" + "".join(cell(v) for v in row) + "</table:table-row>"
+            for row in rows
+        )
+        + "</table:table>"
+        for name, rows in sheets.items()
+    )
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<office:document-content xmlns:office="{office}" xmlns:table="{table}" '
+        f'xmlns:text="{text}" office:version="1.2"><office:body><office:spreadsheet>'
+        f"{body}</office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" '
+        'manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>"
+    )
+    return _zip(
+        {
+            "mimetype": "application/vnd.oasis.opendocument.spreadsheet",
+            "META-INF/manifest.xml": manifest,
+            "content.xml": content,
+        }
+    )
 
 
 GOOD_XLSX = xlsx(
@@ -217,6 +280,60 @@ CASES: dict[str, Callable[[], bytes]] = {
         {"mimetype": "application/vnd.oasis.opendocument.spreadsheet", "content.xml": "<x/>"}
     ),
     # Excel keeps a password-protected workbook in an OLE2 file with this stream.
+    # -- sheets as HR keeps them: title rows, an instructions sheet, wrapped headers
+    "title_rows.csv": lambda: (
+        b"Onboarding December 2026,,\n"
+        b'"Note: send to IT, by Friday",,\n'
+        b",,\n"
+        b'"Course\nID", E-mail\xc2\xa0 ,"Start\n  date"\n'
+        b"7,ann@contoso.com,2026-12-01\n"
+        b"8,bob@contoso.com,2026-12-02\n"
+    ),
+    "title_rows_semicolons.csv": lambda: (
+        b"Hires, December 2026\n\ncourse;user;department\n7;ann@contoso.com;Sales, EMEA\n"
+    ),
+    "header_below_row_20.csv": lambda: (
+        "".join(f"note {n}\n" for n in range(1, 21)).encode() + b"course_id,user\n1,ann\n"
+    ),
+    "header_under_many_blank_lines.csv": lambda: (
+        b"\n" * 30 + b"Title\n" + b",,\n" * 30 + b"course_id,user\n1,ann\n"
+    ),
+    "ragged_unquoted_address.csv": lambda: (
+        b"course_id,user_login_name,address\n"
+        b"7,ann@contoso.com,Main Street 1\n"
+        b"7,bob@contoso.com,Elm Road 2, Springfield\n"
+        b"8,cy@contoso.com,\n"
+    ),
+    "many_unknown_headers.csv": lambda: (
+        ",".join(f"Unrecognised column number {n}" for n in range(60)).encode() + b"\n"
+    ),
+    "xlsx_hr_workbook.xlsx": lambda: xlsx(
+        [
+            {1: ["How to fill in this workbook"], 2: ["One row per new hire, on Hires."]},
+            {
+                1: ["Onboarding December 2026"],
+                2: ["Note: send to IT by Friday"],
+                4: ["Course\nID", " E-mail\u00a0", "Start\n  date", "Check"],
+                5: [7, "ann@contoso.com", "2026-12-01", ("e", "#N/A")],
+                7: [8, "bob@contoso.com", "2026-12-02", None],
+            },
+            {1: ["course", "user"], 2: [9, "old@contoso.com"]},
+            {1: ["course", "user"], 2: [10, "lists@contoso.com"]},
+        ],
+        names=["Instructions", "Hires", "Old hires", "Lists"],
+        hidden=["Lists"],
+    ),
+    "xlsx_header_only_on_hidden_sheet.xlsx": lambda: xlsx(
+        [{1: ["Read me"]}, {1: ["course", "user"], 2: [1, "a@contoso.com"]}],
+        names=["Instructions", "Data"],
+        hidden=["Data"],
+    ),
+    "opendocument_hires.ods": lambda: ods(
+        {
+            "Instructions": [["Fill in the next sheet"]],
+            "Hires": [["Hires"], [], ["Course ID", "E-mail"], [7.0, "ann@contoso.com"]],
+        }
+    ),
     "encrypted.xlsx": lambda: (
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
         + bytes(504)
