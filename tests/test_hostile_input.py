@@ -175,6 +175,12 @@ CORPUS_EXPECTATIONS: dict[str, Ok | Fails] = {
         header_row=3,
         sheet_name="Sheet1",
     ),
+    "xlsx_formulas.xlsx": Ok(
+        1,
+        {"row": 2, "course_id": "101", "user_login_name": "ann@contoso.com", "Due": "#N/A"},
+        extras=("Due", "Cost"),
+        sheet_name="Sheet1",
+    ),
     "xlsx_named.csv": Ok(
         2, {"row": 2, "course_id": "42", "note": "first"}, extras=("note",), sheet_name="Sheet1"
     ),

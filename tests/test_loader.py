@@ -647,7 +647,23 @@ def test_xlsx_rows_are_real_sheet_rows(tmp_path: Path) -> None:
     assert loaded.extra_columns == ()
 
 
-def test_xlsx_reads_only_the_first_sheet(tmp_path: Path) -> None:
+def test_xlsx_times_durations_and_big_numbers_read_as_excel_shows_them(tmp_path: Path) -> None:
+    rows: list[list[object]] = [
+        ["course", "user", "time", "duration", "negative", "share"],
+        [1, "a@x", dt.time(9, 30), dt.timedelta(hours=30, minutes=5), -3.0, 0.125],
+    ]
+
+    sheet = load_sheet(write_xlsx(tmp_path / "values.xlsx", rows))
+
+    assert sheet.frame.iloc[0][["time", "duration", "negative", "share"]].tolist() == [
+        "09:30:00",
+        "30:05:00",
+        "-3",
+        "0.125",
+    ]
+
+
+def test_xlsx_reads_the_first_sheet_with_a_header_and_only_it(tmp_path: Path) -> None:
     book = openpyxl.Workbook()
     first = book.active
     assert first is not None

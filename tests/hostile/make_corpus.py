@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 
 HERE = Path(__file__).resolve().parent
 
-Cell = str | int | float | bool | tuple[str, str] | None
+Cell = str | int | float | bool | tuple[str, str] | tuple[str, str, str] | None
 
 
 def _column(index: int) -> str:
@@ -34,9 +34,17 @@ def _column(index: int) -> str:
 
 
 def _xml_cell(ref: str, value: Cell) -> str:
-    """Render one <c> element; a ('e', text) tuple is an Excel error value."""
+    """Render one <c> element; a ('e', text) tuple is an Excel error value.
+
+    A (type, formula, cached value) tuple is a formula with the value Excel saved:
+    type "n" for a number, "str" for text, "e" for an error.
+    """
     if value is None:
         return ""
+    if isinstance(value, tuple) and len(value) == 3:
+        kind, formula, cached = value
+        kind_attr = "" if kind == "n" else f' t="{kind}"'
+        return f'<c r="{ref}"{kind_attr}><f>{escape(formula)}</f><v>{escape(cached)}</v></c>'
     if isinstance(value, tuple):
         kind, text = value
         return f'<c r="{ref}" t="{kind}"><v>{escape(text)}</v></c>'
@@ -270,6 +278,19 @@ CASES: dict[str, Callable[[], bytes]] = {
                 3: ["Course ID", "E-Mail", "Score", "Flag", "Check"],
                 4: [42.0, "ann@contoso.com", 3.5, True, ("e", "#N/A")],
                 6: [43, " bob@contoso.com ", 7.25, False, ("e", "#REF!")],
+            }
+        ]
+    ),
+    "xlsx_formulas.xlsx": lambda: xlsx(
+        [
+            {
+                1: ["course_id", "user_login_name", "Due", "Cost"],
+                2: [
+                    ("n", "100+1", "101"),
+                    ("str", 'LOWER("ANN@CONTOSO.COM")', "ann@contoso.com"),
+                    ("e", "VLOOKUP(A2,Lists!A:B,2,0)", "#N/A"),
+                    ("n", "1/4", "0.25"),
+                ],
             }
         ]
     ),
