@@ -36,7 +36,7 @@ from batch_enroll.errors import LoadError
 from batch_enroll.model import DEFAULT_MAX_INPUT_MB
 
 if TYPE_CHECKING:
-    from python_calamine import CalamineWorkbook, SheetMetadata
+    from python_calamine import CalamineSheet, CalamineWorkbook, SheetMetadata
 
 __all__ = [
     "DEFAULT_MAX_INPUT_MB",
@@ -148,6 +148,13 @@ _XML_RELATIONSHIP_TAG = re.compile(rb"<(?:\w+:)?Relationship\s[^>]*>")
 _XML_ERROR_CELL = re.compile(rb'<(?:\w+:)?c\s([^>]*\bt="e"[^>]*)>(.*?)</(?:\w+:)?c>', re.S)
 _XML_CELL_REF = re.compile(rb'\br="([A-Z]{1,3})([0-9]+)"')
 _XML_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
+
+# Cells a worksheet may span (A1 to its last cell): the reader holds them all, and
+# one stray cell at XFD1048576 would otherwise ask for 17 billion.
+_MAX_CELLS = 50_000_000
+_XML_ROW_NUMBER = re.compile(rb'<(?:\w+:)?row\s[^>]*?\br="([0-9]+)"')
+_XML_WIDE_REF = re.compile(rb'\sr="([A-Z]{2,3})[0-9]+"')
+_XML_CHUNK = 1 << 20
 
 # Widths of the ragged-row fallback tried before giving up.
 _RAGGED_RETRIES = 8
@@ -850,10 +857,11 @@ def _read_workbook(name: str, data: bytes, *, wanted: str | None) -> _Book:
         hidden = tuple(m.name for m in metas if m.visible != SheetVisibleEnum.Visible)
         if not metas:
             raise LoadError(f"{name}: the workbook has no worksheets")
+        opened = _Workbook(name, data, book, label)
         try:
             if wanted is not None:
                 meta = _pick_sheet(name, metas, wanted, set(hidden))
-                table = _sheet_table(name, data, book, meta.name, label=label, only=True)
+                table = _sheet_table(opened, meta.name, only=True)
                 assert table is not None  # only=True raises instead
                 return _Book(table, meta.name, names, hidden, (), ())
             visible = [
@@ -862,26 +870,47 @@ def _read_workbook(name: str, data: bytes, *, wanted: str | None) -> _Book:
                 if m.visible == SheetVisibleEnum.Visible and m.typ == SheetTypeEnum.WorkSheet
             ]
             worksheets = [m.name for m in metas if m.typ == SheetTypeEnum.WorkSheet]
-            return _first_with_header(name, data, book, visible, worksheets, names, hidden, label)
+            return _first_with_header(opened, visible, worksheets, names, hidden)
         except LoadError:
             raise
         except Exception as exc:
             raise LoadError(f"{name}: not a readable {label} ({_detail(exc)})") from None
 
 
+@dataclass(frozen=True)
+class _Workbook:
+    """An open workbook and what its messages need."""
+
+    name: str
+    data: bytes
+    book: CalamineWorkbook
+    label: str
+
+    def sheet(self, sheet_name: str) -> tuple[CalamineSheet, dict[tuple[int, int], str]]:
+        """Open a worksheet and find its Excel error cells, refusing one too vast to hold."""
+        errors: dict[tuple[int, int], str] = {}
+        if self.label == ".xlsx workbook":
+            rows, columns, errors = _scan_xlsx_sheet(self.data, sheet_name)
+            if rows * columns > _MAX_CELLS:
+                raise LoadError(
+                    f"{self.name}: the sheet {_quote(sheet_name, width=40)} spans {rows:,} rows"
+                    f" by {columns:,} columns, too many cells to read; delete stray cells far"
+                    " from the table"
+                )
+        return self.book.get_sheet_by_name(sheet_name), errors
+
+
 def _first_with_header(
-    name: str,
-    data: bytes,
-    book: CalamineWorkbook,
+    opened: _Workbook,
     visible: Sequence[str],
     worksheets: Sequence[str],
     names: tuple[str, ...],
     hidden: tuple[str, ...],
-    label: str,
 ) -> _Book:
     """Read the first of ``visible`` that holds a header; note the others that do too."""
+    name = opened.name
     if len(visible) == 1 and not hidden:
-        table = _sheet_table(name, data, book, visible[0], label=label, only=True)
+        table = _sheet_table(opened, visible[0], only=True)
         assert table is not None
         return _Book(table, visible[0], names, hidden, (), ())
     chosen: tuple[str, _Table] | None = None
@@ -889,16 +918,16 @@ def _first_with_header(
     others: list[str] = []
     for sheet_name in visible:
         if chosen is None:
-            table = _sheet_table(name, data, book, sheet_name, label=label, only=False)
+            table = _sheet_table(opened, sheet_name, only=False)
             if table is None:
                 passed.append(sheet_name)
             else:
                 chosen = (sheet_name, table)
-        elif _holds_header(book, sheet_name):
+        elif _holds_header(opened, sheet_name):
             others.append(sheet_name)
     if chosen is None:
         # A hidden sheet is never read unasked, but it is worth pointing at.
-        candidates = [n for n in worksheets if n in hidden and _holds_header(book, n)]
+        candidates = [n for n in worksheets if n in hidden and _holds_header(opened, n)]
         if candidates:
             raise LoadError(
                 f"{name}: no visible sheet has a header row, but the hidden sheet "
@@ -929,10 +958,10 @@ def _pick_sheet(
     raise LoadError(start + _listing(shown, MAX_MESSAGE - len(start)))
 
 
-def _holds_header(book: CalamineWorkbook, sheet_name: str) -> bool:
+def _holds_header(opened: _Workbook, sheet_name: str) -> bool:
     """Tell whether a sheet has a header among its first non-empty rows."""
     seen = 0
-    for values in book.get_sheet_by_name(sheet_name).iter_rows():
+    for values in opened.sheet(sheet_name)[0].iter_rows():
         cells = [_cell_text(value) for value in values]
         if not any(cells):
             continue
@@ -944,11 +973,11 @@ def _holds_header(book: CalamineWorkbook, sheet_name: str) -> bool:
     return False
 
 
-def _sheet_table(
-    name: str, data: bytes, book: CalamineWorkbook, sheet_name: str, *, label: str, only: bool
-) -> _Table | None:
+def _sheet_table(opened: _Workbook, sheet_name: str, *, only: bool) -> _Table | None:
     """Read one sheet's table; None when it has no header, or raise when ``only``."""
-    grid = book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
+    name = opened.name
+    sheet, errors = opened.sheet(sheet_name)
+    grid = sheet.to_python(skip_empty_area=False)
     where = f" (sheet {_quote(sheet_name, width=40)})"
     looked: list[tuple[int, list[str]]] = []
     at: int | None = None
@@ -968,10 +997,9 @@ def _sheet_table(
         if not looked:
             raise LoadError(f"{name}: the worksheet {_quote(sheet_name, width=40)} is empty")
         raise LoadError(_no_header(name, looked, where))
-    if label == ".xlsx workbook":
-        for (row, column), text in _xlsx_errors(data, sheet_name).items():
-            if row < len(grid) and column < len(grid[row]):
-                grid[row][column] = text
+    for (row, column), text in errors.items():
+        if row < len(grid) and column < len(grid[row]):
+            grid[row][column] = text
     width = max((len(values) for values in grid[at:]), default=0)
     header = _pad(looked[-1][1], width)
     block = _grid_text(grid[at + 1 :], width)
@@ -1056,23 +1084,50 @@ def _detail(exc: BaseException) -> str:
     return _one_line(str(exc), 80) or type(exc).__name__
 
 
-def _xlsx_errors(data: bytes, sheet_name: str) -> dict[tuple[int, int], str]:
-    """Find a sheet's Excel error cells (#N/A...): (0-based row, column) -> text.
+def _scan_xlsx_sheet(data: bytes, sheet_name: str) -> tuple[int, int, dict[tuple[int, int], str]]:
+    """Stream a worksheet's XML once: an upper bound of its rows and columns, and its errors.
 
-    Calamine reads them as empty cells; the validator must see them to explain.
+    Calamine reads Excel error cells (#N/A...) as empty, and the validator must
+    see them to explain; it also holds every cell from A1 to the last one, so the
+    span is measured first. Chunks keep memory flat whatever the sheet's size.
     """
+    rows, columns = 0, 26  # single-letter columns are not looked at: 26 bounds them
+    errors: dict[tuple[int, int], str] = {}
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             part = _xlsx_sheet_part(archive, sheet_name)
             if part is None:
-                return {}
-            xml = archive.read(part)
+                return rows, columns, errors
+            with archive.open(part) as stream:
+                carry = b""
+                while True:
+                    chunk = stream.read(_XML_CHUNK)
+                    block, carry = carry + chunk, b""
+                    if chunk:
+                        # Cut after the last whole cell, so none straddles two blocks;
+                        # keep gathering while there is none (a long text cell).
+                        end = block.rfind(b"</c>")
+                        if end >= 0:
+                            cut = end + 4
+                        else:
+                            cut = len(block) if len(block) > 16 * _XML_CHUNK else 0
+                        block, carry = block[:cut], block[cut:]
+                    rows = max([rows, *map(int, _XML_ROW_NUMBER.findall(block))])
+                    for letters in _XML_WIDE_REF.findall(block):
+                        columns = max(columns, _column_index(letters.decode("ascii")) + 1)
+                    if b't="e"' in block:
+                        errors.update(_xml_errors(block))
+                    if not chunk:
+                        break
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError):
-        return {}
-    if b't="e"' not in xml:
-        return {}
+        pass  # calamine says what is wrong with the file
+    return rows, columns, errors
+
+
+def _xml_errors(block: bytes) -> dict[tuple[int, int], str]:
+    """Find the error cells in a run of worksheet XML: (0-based row, column) -> text."""
     errors: dict[tuple[int, int], str] = {}
-    for match in _XML_ERROR_CELL.finditer(xml):
+    for match in _XML_ERROR_CELL.finditer(block):
         ref = _XML_CELL_REF.search(match.group(1))
         value = _XML_VALUE.search(match.group(2))
         if ref is None or value is None:

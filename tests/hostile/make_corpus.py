@@ -294,6 +294,16 @@ CASES: dict[str, Callable[[], bytes]] = {
             }
         ]
     ),
+    # One stray cell at the sheet's last cell: A1 to XFD1048576 is 17 billion cells.
+    "xlsx_stray_far_cell.xlsx": lambda: xlsx(
+        [
+            {
+                1: ["course_id", "user_login_name"],
+                2: [1, "ann@contoso.com"],
+                1_048_576: [*([None] * 16_383), "x"],
+            }
+        ]
+    ),
     "xlsx_named.csv": lambda: GOOD_XLSX,
     "truncated.xlsx": lambda: GOOD_XLSX[: len(GOOD_XLSX) // 2],
     "zip_not_xlsx.xlsx": lambda: _zip({"readme.txt": "not a workbook"}),
