@@ -153,7 +153,7 @@ _XML_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
 # one stray cell at XFD1048576 would otherwise ask for 17 billion.
 _MAX_CELLS = 50_000_000
 _XML_ROW_NUMBER = re.compile(rb'<(?:\w+:)?row\s[^>]*?\br="([0-9]+)"')
-_XML_WIDE_REF = re.compile(rb'\sr="([A-Z]{2,3})[0-9]+"')
+_XML_WIDE_REF = re.compile(rb'\sr="([A-Z]{2,3})([0-9]+)"')
 _XML_CHUNK = 1 << 20
 
 # Widths of the ragged-row fallback tried before giving up.
@@ -1091,7 +1091,9 @@ def _scan_xlsx_sheet(data: bytes, sheet_name: str) -> tuple[int, int, dict[tuple
     see them to explain; it also holds every cell from A1 to the last one, so the
     span is measured first. Chunks keep memory flat whatever the sheet's size.
     """
-    rows, columns = 0, 26  # single-letter columns are not looked at: 26 bounds them
+    # Single-letter cells are too many to look at one by one; 26 columns by the
+    # last row bounds them, and a million such rows is still a sheet one can hold.
+    rows, columns = 0, 26
     errors: dict[tuple[int, int], str] = {}
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -1113,8 +1115,9 @@ def _scan_xlsx_sheet(data: bytes, sheet_name: str) -> tuple[int, int, dict[tuple
                             cut = len(block) if len(block) > 16 * _XML_CHUNK else 0
                         block, carry = block[:cut], block[cut:]
                     rows = max([rows, *map(int, _XML_ROW_NUMBER.findall(block))])
-                    for letters in _XML_WIDE_REF.findall(block):
+                    for letters, number in _XML_WIDE_REF.findall(block):
                         columns = max(columns, _column_index(letters.decode("ascii")) + 1)
+                        rows = max(rows, int(number))
                     if b't="e"' in block:
                         errors.update(_xml_errors(block))
                     if not chunk:
