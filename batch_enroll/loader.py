@@ -524,7 +524,8 @@ def _read_csv(name: str, payload: bytes, *, reread: Path | None) -> _Table:
         stripped = _STRIP_CHARS(cells, _TRIM) if invisible else _STRIP(cells)
         raw = pd.DataFrame(stripped, columns=raw.columns, dtype=str)
 
-    # The header record as pandas parsed it; the scan's count of its cells is its width.
+    # The header is as wide as the scan counted it; pandas reads wider only when a
+    # longer row made it retry at that row's width.
     width = max(len(header_cells), 1)
     blank = _blank_rows(raw)
     blank[0] = False
@@ -791,8 +792,8 @@ def _names_header(cells: Iterable[str]) -> bool:
 
 def _no_header(name: str, looked: Sequence[tuple[int, list[str]]], where: str = "") -> str:
     """Explain that no row of ``looked`` (row number, cells) is a header."""
-    if not looked:
-        return f"{name}{where}: the sheet is empty"
+    if not looked:  # the csv module could not split even the first row
+        return f"{name}{where}: no header row naming a course and a user column was found"
     span = looked[0][0] if len(looked) == 1 else f"{looked[0][0]}-{looked[-1][0]}"
     rows = "row" if len(looked) == 1 else "rows"
     # The row that names one required column is the header with a column missing.
