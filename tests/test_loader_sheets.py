@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from batch_enroll.cli import main
 from batch_enroll.loader import HEADER_SEARCH_ROWS, LoadError, Sheet, load_sheet
@@ -385,3 +388,43 @@ def test_a_missing_sheet_exits_2_with_one_line(tmp_path: Path, command: str) -> 
     assert result.output.strip().splitlines() == [
         f'batch-enroll: error: {path}: no sheet "Nope" (by name or number); the sheets are "Hires"'
     ]
+
+
+# ------------------------------------------------------------------ property
+
+_title_cell = st.text(
+    alphabet=st.sampled_from(list("abcdefgh ,;:\"'\n\u00a0.-")), max_size=12
+).filter(lambda text: _loader_key(text) not in _ALIAS_KEYS)
+
+
+def _loader_key(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+_ALIAS_KEYS = {"course", "courseid", "user", "email", "login", "upn", "loginname"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    titles=st.lists(st.lists(_title_cell, min_size=0, max_size=4), max_size=HEADER_SEARCH_ROWS - 1),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+)
+def test_any_rows_above_the_header_are_skipped_and_rows_keep_their_numbers(
+    titles: list[list[str]], delimiter: str
+) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerows(titles)
+    writer.writerows(
+        [["Course ID", "E-mail", "Note"], ["1", "a@x.com", "n1"], ["2", "b@x.com", ""]]
+    )
+    header_row = len(titles) + 1
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "s.csv"
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        sheet = load_sheet(path)
+
+    assert sheet.header_row == header_row
+    assert data_of(sheet) == [(header_row + 1, "1", "a@x.com"), (header_row + 2, "2", "b@x.com")]
+    assert sheet.frame["Note"].tolist() == ["n1", ""]
