@@ -234,6 +234,16 @@ CORPUS_EXPECTATIONS: dict[str, Ok | Fails] = {
     "xlsx_header_only_on_hidden_sheet.xlsx": Fails(
         ('no visible sheet has a header row, but the hidden sheet "Data" does', "--sheet")
     ),
+    "legacy_hires.xls": Ok(
+        1,
+        {"row": 4, "course_id": "7", "user_login_name": "ann@contoso.com"},
+        header_row=3,
+        sheet_name="Hires",
+        notes=(
+            'Read sheet "Hires" (2 of 3); header on row 3; rows 1-2 skipped',
+            'Passed over sheet "Read me": no header in the first 20 rows',
+        ),
+    ),
     "opendocument_hires.ods": Ok(1, {"row": 4, "course_id": "7"}, header_row=3, sheet_name="Hires"),
     "legacy.xls": OLE2,
 }

@@ -428,3 +428,26 @@ def test_any_rows_above_the_header_are_skipped_and_rows_keep_their_numbers(
     assert sheet.header_row == header_row
     assert data_of(sheet) == [(header_row + 1, "1", "a@x.com"), (header_row + 2, "2", "b@x.com")]
     assert sheet.frame["Note"].tolist() == ["n1", ""]
+
+
+# ------------------------------------------------------------------ other workbook formats
+
+CORPUS = Path(__file__).resolve().parent / "hostile"
+
+
+def test_a_legacy_xls_hides_and_shows_sheets_like_an_xlsx() -> None:
+    path = CORPUS / "legacy_hires.xls"
+
+    default = load_sheet(path)
+    hidden = load_sheet(path, sheet="Lists")
+
+    assert default.hidden_sheets == ("Lists",)
+    assert data_of(default) == [(4, "7", "ann@contoso.com")]
+    assert data_of(hidden) == [(2, "9", "lists@contoso.com")]
+
+
+def test_an_opendocument_spreadsheet_by_number() -> None:
+    sheet = load_sheet(CORPUS / "opendocument_hires.ods", sheet="2")
+
+    assert (sheet.sheet_name, sheet.header_row) == ("Hires", 3)
+    assert data_of(sheet) == [(4, "7", "ann@contoso.com")]

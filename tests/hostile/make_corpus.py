@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import io
 import random
+import struct
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
@@ -192,6 +193,95 @@ def ods(sheets: dict[str, Sequence[Sequence[str | float | None]]]) -> bytes:
     )
 
 
+def _biff(kind: int, payload: bytes = b"") -> bytes:
+    """Return one BIFF8 record: type, length, payload."""
+    return struct.pack("<HH", kind, len(payload)) + payload
+
+
+def _biff_bof(substream: int) -> bytes:
+    # BIFF8 (0x0600); substream 0x0005 is the workbook globals, 0x0010 a worksheet.
+    return _biff(0x0809, struct.pack("<HHHHII", 0x0600, substream, 0x0DBB, 0x07CC, 0, 0x06))
+
+
+def xls(
+    sheets: dict[str, Sequence[Sequence[str | float | None]]], *, hidden: Sequence[str] = ()
+) -> bytes:
+    """Build a minimal legacy .xls by hand: a BIFF8 stream in an OLE2 compound file.
+
+    Text goes through the shared string table (LABELSST), numbers as NUMBER
+    records, as Excel 97-2003 writes them.
+    """
+    strings: list[str] = []
+    streams: list[bytes] = []
+    for rows in sheets.values():
+        cells = b""
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if isinstance(value, float):
+                    cells += _biff(0x0203, struct.pack("<HHHd", r, c, 0, value))
+                elif value is not None:
+                    if value not in strings:
+                        strings.append(value)
+                    cells += _biff(0x00FD, struct.pack("<HHHI", r, c, 0, strings.index(value)))
+        streams.append(_biff_bof(0x0010) + cells + _biff(0x000A))
+    table = b"".join(struct.pack("<HB", len(s), 0) + s.encode("latin-1") for s in strings)
+    sst = _biff(0x00FC, struct.pack("<II", len(strings), len(strings)) + table)
+
+    def globals_part(offsets: Sequence[int]) -> bytes:
+        bound = b"".join(
+            _biff(
+                0x0085,
+                struct.pack("<IBB", offset, 1 if name in hidden else 0, 0)
+                + struct.pack("<BB", len(name), 0)
+                + name.encode("latin-1"),
+            )
+            for name, offset in zip(sheets, offsets, strict=True)
+        )
+        return _biff_bof(0x0005) + bound + sst + _biff(0x000A)
+
+    start = len(globals_part([0] * len(sheets)))
+    offsets = [start + sum(len(s) for s in streams[:i]) for i in range(len(streams))]
+    return _ole2(globals_part(offsets) + b"".join(streams))
+
+
+def _ole2(workbook: bytes) -> bytes:
+    """Wrap a BIFF stream as the "Workbook" stream of a version 3 compound file."""
+    end, free, fat_sector, none = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFF
+    # Streams under 4,096 bytes would go to the mini stream: pad to stay in sectors.
+    stream = workbook.ljust(4096, b"\0")
+    stream += bytes(-len(stream) % 512)
+    sectors = len(stream) // 512
+    fat = [fat_sector, end, *(3 + i if i < sectors - 1 else end for i in range(sectors))]
+    fat += [free] * (128 - len(fat))
+    header = (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+        + bytes(16)
+        + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6)
+        + bytes(6)
+        # directory sectors, FAT sectors, first directory sector, transaction,
+        # mini stream cutoff, first mini FAT sector, mini FAT sectors, DIFAT
+        + struct.pack("<IIIIIIIII", 0, 1, 1, 0, 4096, end, 0, end, 0)
+        + struct.pack("<I", 0)
+        + struct.pack("<I", free) * 108
+    )
+
+    def entry(name: str, kind: int, child: int, start: int, size: int) -> bytes:
+        raw = name.encode("utf-16-le") + b"\0\0" if name else b""
+        return (
+            raw.ljust(64, b"\0")
+            + struct.pack("<HBBIII", len(raw), kind, 1, none, none, child)
+            + bytes(36)
+            + struct.pack("<III", start, size, 0)
+        )
+
+    directory = (
+        entry("Root Entry", 5, 1, end, 0)
+        + entry("Workbook", 2, none, 2, len(stream))
+        + entry("", 0, none, 0, 0) * 2
+    )
+    return header + struct.pack("<128I", *fat) + directory + stream
+
+
 GOOD_XLSX = xlsx(
     [
         {
@@ -364,6 +454,14 @@ CASES: dict[str, Callable[[], bytes]] = {
             "Instructions": [["Fill in the next sheet"]],
             "Hires": [["Hires"], [], ["Course ID", "E-mail"], [7.0, "ann@contoso.com"]],
         }
+    ),
+    "legacy_hires.xls": lambda: xls(
+        {
+            "Read me": [["Fill in Hires"]],
+            "Hires": [["Onboarding"], [], ["Course ID", "E-mail"], [7.0, "ann@contoso.com"]],
+            "Lists": [["course", "user"], [9.0, "lists@contoso.com"]],
+        },
+        hidden=["Lists"],
     ),
     "encrypted.xlsx": lambda: (
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
