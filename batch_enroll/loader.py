@@ -155,6 +155,8 @@ _MAX_CELLS = 50_000_000
 _XML_ROW_NUMBER = re.compile(rb'<(?:\w+:)?row\s[^>]*?\br="([0-9]+)"')
 _XML_WIDE_REF = re.compile(rb'\sr="([A-Z]{2,3})([0-9]+)"')
 _XML_CHUNK = 1 << 20
+# What a workbook's parts may unpack to: far beyond any real sheet, short of a zip bomb.
+_MAX_UNPACKED = 4 << 30
 
 # Widths of the ragged-row fallback tried before giving up.
 _RAGGED_RETRIES = 8
@@ -368,11 +370,18 @@ def _require_regular(name: str, info: os.stat_result) -> None:
     )
 
 
+def _size(size: int) -> str:
+    """Render a byte count for a message: 3.2 GB, 1.2 MB or 812 bytes."""
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):,.1f} GB"
+    if size >= (1 << 20) // 10:
+        return f"{size / (1 << 20):,.1f} MB"
+    return f"{size:,} bytes"
+
+
 def _too_big(name: str, size: int, max_input_mb: float) -> str:
-    mib = 1 << 20
-    shown = f"{size / mib:,.1f} MB" if size >= mib // 10 else f"{size:,} bytes"
     return (
-        f"{name}: the file is {shown}, more than --max-input-mb {max_input_mb:g} allows;"
+        f"{name}: the file is {_size(size)}, more than --max-input-mb {max_input_mb:g} allows;"
         " raise it if the file is right"
     )
 
@@ -1062,11 +1071,20 @@ def _workbook_label(name: str, data: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             parts = set(archive.namelist())
-            mimetype = archive.read("mimetype")[:100] if "mimetype" in parts else b""
+            unpacked = sum(info.file_size for info in archive.infolist())
+            mimetype = b""
+            if "mimetype" in parts:
+                with archive.open("mimetype") as stream:
+                    mimetype = stream.read(100)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, KeyError):
         raise LoadError(
             f"{name}: the file starts like a workbook (.xlsx or .ods) but is damaged or truncated"
         ) from None
+    if unpacked > _MAX_UNPACKED:
+        raise LoadError(
+            f"{name}: the workbook unpacks to {_size(unpacked)}, more than the"
+            f" {_size(_MAX_UNPACKED)} a sheet can be read from; save it as CSV"
+        )
     if "[Content_Types].xml" in parts:
         return ".xlsx workbook"
     if mimetype.strip() == _ODS_MIMETYPE or "content.xml" in parts:

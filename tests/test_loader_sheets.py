@@ -451,3 +451,16 @@ def test_an_opendocument_spreadsheet_by_number() -> None:
 
     assert (sheet.sheet_name, sheet.header_row) == ("Hires", 3)
     assert data_of(sheet) == [(4, "7", "ann@contoso.com")]
+
+
+def test_a_workbook_that_unpacks_too_large_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch_enroll import loader
+
+    path = workbook(tmp_path / "hr.xlsx", {"Hires": HR_ROWS})
+    monkeypatch.setattr(loader, "_MAX_UNPACKED", 1 << 10)  # a real bomb is too slow to build
+
+    message = error_of(path)
+
+    assert "bytes, more than the 1,024 bytes a sheet can be read from; save it as CSV" in message
