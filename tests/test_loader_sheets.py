@@ -456,10 +456,10 @@ def test_an_opendocument_spreadsheet_by_number() -> None:
 def test_a_workbook_that_unpacks_too_large_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batch_enroll import loader
+    from batch_enroll import workbook as reader
 
     path = workbook(tmp_path / "hr.xlsx", {"Hires": HR_ROWS})
-    monkeypatch.setattr(loader, "_MAX_UNPACKED", 1 << 10)  # a real bomb is too slow to build
+    monkeypatch.setattr(reader, "_MAX_UNPACKED", 1 << 10)  # a real bomb is too slow to build
 
     message = error_of(path)
 
