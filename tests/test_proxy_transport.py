@@ -90,17 +90,21 @@ async def test_https_goes_through_a_connect_tunnel_with_proxy_auth(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("scheme", ["http", "https"])
 async def test_refused_proxy_credentials_stop_at_once(
-    kind: str, sim_app: Callable[..., Simulator]
+    kind: str, scheme: str, sim_app: Callable[..., Simulator]
 ) -> None:
     app = sim_app()
     with SimulatorServer(app) as server, ProxyServer(credentials=("svc", "right")) as proxy:
-        settings = ProxySettings(proxy=proxy.url_with_credentials("svc", "wrong"), env={})
-        async with client(server.base_url, transport(kind, settings, True)) as lms:
+        settings = ProxySettings(proxy=proxy.url_with_credentials("svc", "wrong1"), env={})
+        # http: the proxy answers the request 407; https: it refuses the CONNECT.
+        url = f"{scheme}://127.0.0.1:{server.port}"
+        async with client(url, transport(kind, settings, True)) as lms:
             with pytest.raises(AuthFailure) as caught:
                 await lms.get_course(101)
     assert caught.value.outcome.http_status == 407
-    assert "wrong" not in str(caught.value)
+    assert "--proxy http://user:password@host:port" in str(caught.value)
+    assert "wrong1" not in str(caught.value)
     assert proxy.stats.refused == 1
     assert app.stats.requests_total == 0
 
