@@ -147,6 +147,9 @@ def _proxy_auth_refused(status: int | None) -> Outcome:
 
 def _proxy_refusal(exc: BaseException) -> Outcome | None:
     """Classify a proxy that would not open a tunnel or could not be reached."""
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None and isinstance(exc.__cause__, aiohttp.ClientProxyConnectionError):
+        return Outcome(Verdict.RETRY, None, "ProxyError", "could not connect to the proxy")
     if not isinstance(exc, httpx.ProxyError):
         return None
     # aiohttp's error carries the status; httpcore's says it first in its message.

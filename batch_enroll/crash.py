@@ -8,22 +8,24 @@ import time
 import traceback
 from pathlib import Path
 
-from batch_enroll import __version__
+from batch_enroll.model import EXIT_SOFTWARE
 from batch_enroll.redact import scrub
 
 __all__ = ["EXIT_SOFTWARE", "crash_line", "innermost", "write_crash_report"]
 
-#: sysexits.h EX_SOFTWARE: an internal software error.
-EXIT_SOFTWARE = 70
 #: Enough of the message to recognise it; the file holds the rest.
 MESSAGE_LIMIT = 200
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
 def innermost(exc: BaseException) -> BaseException:
-    """Return the one exception inside task-group wrappers that hold only it."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+    """Return the first real exception inside task-group wrappers (the wrappers say nothing)."""
+    return _leaves(exc)[0]
 
 
 def _name(exc: BaseException) -> str:
@@ -36,6 +38,8 @@ def write_crash_report(exc: BaseException, *, folder: Path | None) -> Path | Non
 
     None when no folder could take it. Every remembered secret is scrubbed from it.
     """
+    from batch_enroll import __version__  # read from package metadata: only when needed
+
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     text = scrub(
         f"batch-enroll {__version__} internal error at {stamp}Z\n\n"
@@ -58,9 +62,13 @@ def write_crash_report(exc: BaseException, *, folder: Path | None) -> Path | Non
 
 def crash_line(exc: BaseException, report: Path | None) -> str:
     """Say in one line what went wrong and where the traceback is; no secret in it."""
-    exc = innermost(exc)
+    leaves = _leaves(exc)
+    exc = leaves[0]
     message = " ".join(scrub(str(exc)).split())
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 1] + "…"
+    if len(leaves) > 1:
+        # Concurrent tasks often fail alike; the file holds every one.
+        message += f" (and {len(leaves) - 1} more)"
     where = f"; the traceback is in {report}" if report is not None else ""
     return f"batch-enroll: internal error: {_name(exc)}: {message}{where}"

@@ -9,10 +9,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from batch_enroll.errors import ConfigError
+
 __all__ = ["UnwritableError", "atomic_open", "atomic_path", "check_writable"]
 
 
-class UnwritableError(Exception):
+class UnwritableError(ConfigError):
     """An output file or folder that cannot be written; nothing was sent."""
 
 

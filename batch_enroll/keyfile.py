@@ -6,6 +6,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batch_enroll.errors import ConfigError
 from batch_enroll.redact import remember_secret
 
 __all__ = [
@@ -23,7 +24,7 @@ API_KEY_FILE_ENV = "LMS365_API_KEY_FILE"
 MAX_KEY_FILE_BYTES = 64 * 1024
 
 
-class ApiKeyError(Exception):
+class ApiKeyError(ConfigError):
     """No usable API key; the message says why and never holds any of the file's content."""
 
 

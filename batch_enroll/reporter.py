@@ -22,6 +22,7 @@ from batch_enroll.model import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_ROW_PROBLEMS,
+    EXIT_SOFTWARE,
     FAILED,
     INVALID,
     NOT_ATTEMPTED,
@@ -342,6 +343,8 @@ def run_summary(
         exit_code = EXIT_AUTH
     elif ended == "interrupted":
         exit_code = EXIT_INTERRUPTED
+    elif ended == "crashed":
+        exit_code = EXIT_SOFTWARE
     summary = summarise(
         frame,
         command="run",

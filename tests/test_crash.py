@@ -54,6 +54,8 @@ def test_a_task_group_wrapper_is_looked_through() -> None:
     group = BaseExceptionGroup("unhandled errors in a TaskGroup", [KeyError("lost")])
     assert isinstance(innermost(group), KeyError)
     assert crash_line(group, None) == "batch-enroll: internal error: KeyError: 'lost'"
+    nested = ExceptionGroup("outer", [ExceptionGroup("inner", [ValueError("a")]), OSError("b")])
+    assert crash_line(nested, None) == "batch-enroll: internal error: ValueError: a (and 1 more)"
 
 
 def test_an_unwritable_folder_falls_back_to_the_temp_folder(tmp_path: Path) -> None:
