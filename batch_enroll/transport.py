@@ -7,6 +7,7 @@ change such as a proxy setting lands here and nowhere else.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import ssl
 from collections.abc import Callable
@@ -27,6 +28,8 @@ __all__ = [
     "proxy_settings",
     "which_proxy",
 ]
+
+log = logging.getLogger("batch_enroll")
 
 #: Rate a run starts from in auto mode, before it has seen the tenant's throttle.
 AUTO_START_RATE = 10.0
@@ -53,9 +56,13 @@ def make_transport(options: ConnectionOptions) -> httpx.AsyncBaseTransport:
     """
     if options.transport is not None:
         return options.transport
-    return proxied_transport(
-        proxy_settings(options), concurrency=options.concurrency, verify=options.verify
-    )
+    settings = proxy_settings(options)
+    if log.isEnabledFor(logging.DEBUG):
+        # Password masked: this is what --verbose shows.
+        log.debug(
+            "proxy for %s: %s", options.base_url, settings.for_url(options.base_url).describe()
+        )
+    return proxied_transport(settings, concurrency=options.concurrency, verify=options.verify)
 
 
 def proxied_transport(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ def test_a_crash_while_sending_keeps_the_results_and_journal_and_resume_finishes
         monkeypatch.setattr(LmsClient, "enroll", enroll_then_break)
         args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url]
         args += ["--no-progress", "--concurrency", "1", "--rate", "1000"]
-        result = invoke(*args)
+        summary = tmp_path / "summary.json"
+        result = invoke(*args, "--summary-json", str(summary))
         report = one_line_and_report(result, "RuntimeError", "simulated bug on row 6")
         assert report.parent == out.parent  # beside the results
 
@@ -75,6 +77,9 @@ def test_a_crash_while_sending_keeps_the_results_and_journal_and_resume_finishes
         journal = read_journal(out.with_name(out.name + ".journal"))
         assert sorted(journal.final()) == [0, 1, 2, 3]
         assert len(creations(server)["value"]) == 4
+        written = json.loads(summary.read_text(encoding="utf-8"))
+        assert written["exit_code"] == EXIT_SOFTWARE
+        assert written["stopped_because"].startswith("internal error (RuntimeError)")
 
         monkeypatch.setattr(LmsClient, "enroll", real_enroll)
         resumed = invoke(*args, "--resume")

@@ -117,3 +117,16 @@ def test_outputs_are_renamed_into_place_and_keep_their_mode(tmp_path: Path) -> N
     for path in (out, summary):
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".probe"))]
+
+
+def test_formula_headers_are_neutralised_in_the_report(tmp_path: Path) -> None:
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(
+        "course_id,user_login_name,=Notes,@Manager\n1,a@contoso.com,=1+1,x\n", encoding="utf-8"
+    )
+    report = tmp_path / "report.csv"
+    result = invoke("validate", str(sheet), "--offline", "--report", str(report))
+    assert result.exit_code == 0, result.output
+    header, first = report.read_text(encoding="utf-8").splitlines()
+    assert header.endswith(",'=Notes,'@Manager")
+    assert first.endswith(",'=1+1,x")

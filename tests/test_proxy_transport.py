@@ -17,7 +17,7 @@ from batch_enroll.options import ConnectionOptions
 from batch_enroll.proxy import ProxySettings
 from batch_enroll.ratelimit import RateLimiter
 from batch_enroll.simulator import Simulator, SimulatorServer
-from batch_enroll.transport import ProxyRouter, make_transport, proxied_transport
+from batch_enroll.transport import ProxyRouter, make_transport, proxied_transport, which_proxy
 from tests.conftest import FULL_KEY
 from tests.proxy_server import ProxyServer, dead_port
 from tests.tls_server import serve_tls
@@ -126,3 +126,15 @@ def test_without_a_proxy_the_transport_is_not_routed(monkeypatch: pytest.MonkeyP
     assert isinstance(make_transport(options), ProxyRouter)
     assert not isinstance(make_transport(replace(options, trust_env=False)), ProxyRouter)
     assert not isinstance(make_transport(replace(options, proxy="")), ProxyRouter)
+
+
+def test_which_proxy_says_what_a_run_will_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    options = ConnectionOptions(api_key="k", base_url="https://api.365.systems")
+    assert which_proxy(options).describe() == "none: no proxy is configured"
+    monkeypatch.setenv("HTTPS_PROXY", "http://svc:hunter22@proxy.corp:3128")
+    assert which_proxy(options).describe() == "http://svc:***@proxy.corp:3128 (from HTTPS_PROXY)"
+    flag = replace(options, proxy="http://other:8080")
+    assert which_proxy(flag).describe() == "http://other:8080 (from --proxy)"
+    monkeypatch.setenv("NO_PROXY", ".365.systems")
+    assert which_proxy(options).url is None
+    assert "hunter22" not in repr(flag) + repr(options)
