@@ -7,6 +7,7 @@ them and, like the command line, stop gracefully on Ctrl+C and SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from batch_enroll.journal import (
 )
 from batch_enroll.loader import DEFAULT_MAX_INPUT_MB, Sheet, load_sheet
 from batch_enroll.lookup import read_held, resolve_users, settle
-from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, Job, RowResult
+from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, NOT_ATTEMPTED, Job, RowResult
 from batch_enroll.options import RunOptions
 from batch_enroll.pool import PoolEnd, StopHandle, send_jobs, stop_on_signals
 from batch_enroll.progress import Progress, ProgressFeed
@@ -197,6 +198,24 @@ async def _online(run: _Run, stop: StopHandle) -> _Outcome:
         return await _send(run, client, jobs, stop)
 
 
+INTERNAL_ERROR = "InternalError"
+
+
+def _mark_unfinished(run: _Run) -> None:
+    """Say on each row a crash left unfinished why it was not done (not journalled: resumable)."""
+    message = (
+        "the run stopped on an internal error before this row was finished; a re-run with"
+        " --resume asks LMS365 before sending it again"
+    )
+    # Best effort on the way out: the crash itself is what the caller must hear about.
+    with contextlib.suppress(Exception):
+        for job in jobs_from(run.checked):
+            if job.index not in run.results:
+                run.results[job.index] = RowResult(
+                    job.index, NOT_ATTEMPTED, error_code=INTERNAL_ERROR, error_message=message
+                )
+
+
 # -- the entry points ----------------------------------------------------------------------------
 
 
@@ -257,6 +276,7 @@ async def run_sheet_async(
                     crash = innermost(exc)
                     reason = f"internal error ({type(crash).__name__}); finish with --resume"
                     outcome = _Outcome(PoolEnd.CRASHED, reason)
+                    _mark_unfinished(run)
                     raise
                 finally:
                     # Whatever stopped the run, the journal and the results are written

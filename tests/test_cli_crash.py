@@ -74,6 +74,7 @@ def test_a_crash_while_sending_keeps_the_results_and_journal_and_resume_finishes
         statuses = [r["status"] for r in got]
         assert statuses[:4] == ["enrolled"] * 4
         assert set(statuses[4:]) == {"not_attempted"}
+        assert {r["error_code"] for r in got[4:]} == {"InternalError"}
         journal = read_journal(out.with_name(out.name + ".journal"))
         assert sorted(journal.final()) == [0, 1, 2, 3]
         assert len(creations(server)["value"]) == 4
