@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import ssl
 from collections.abc import Callable
@@ -138,3 +139,13 @@ def test_which_proxy_says_what_a_run_will_use(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("NO_PROXY", ".365.systems")
     assert which_proxy(options).url is None
     assert "hunter22" not in repr(flag) + repr(options)
+
+
+def test_verbose_logging_names_the_proxy_without_its_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    options = ConnectionOptions(api_key="k", proxy="http://svc:hunter22@proxy.corp:3128")
+    with caplog.at_level(logging.DEBUG, logger="batch_enroll"):
+        make_transport(options)
+    assert "http://svc:***@proxy.corp:3128 (from --proxy)" in caplog.text
+    assert "hunter22" not in caplog.text
