@@ -48,13 +48,17 @@ class ProxyConfigError(ConfigError):
 
 def redact_url(url: str) -> str:
     """Return ``url`` with the password of its ``user:password@`` part masked."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    # Plain string work, not urlsplit: a malformed URL (the one an error is about)
+    # must be masked too.
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    netloc = parts.netloc
-    userinfo, _, hostport = netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:{MASK}@{hostport}").geturl()
+    return f"{scheme}{sep}{user}:{MASK}@{hostport}{slash}{path}"
 
 
 def _normalise(value: str, source: str) -> str:

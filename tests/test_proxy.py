@@ -63,7 +63,17 @@ def test_scheme_and_port_default_as_in_curl() -> None:
     assert chosen(API, HTTPS_PROXY="http://u:p@[::1]") == "http://u:p@[::1]:1080"
 
 
-@pytest.mark.parametrize("bad", ["socks5://proxy:1080", "https://proxy:443", "http://:3128"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "socks5://proxy:1080",
+        "https://proxy:443",
+        "http://:3128",
+        "http://[::1",
+        "http://proxy:99999",
+        "http://proxy:port",
+    ],
+)
 def test_unusable_proxies_are_refused_up_front(bad: str) -> None:
     with pytest.raises(ProxyConfigError) as caught:
         ProxySettings(proxy=None, env={"HTTPS_PROXY": bad})
@@ -134,6 +144,19 @@ def test_a_bad_proxy_message_never_shows_the_password() -> None:
 def test_redact_url_keeps_urls_without_a_password() -> None:
     assert redact_url("http://proxy:3128") == "http://proxy:3128"
     assert redact_url("http://user@proxy:3128") == "http://user@proxy:3128"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:p4ss@proxy:3128/x", "http://u:***@proxy:3128/x"),
+        ("u:p4ss@proxy:3128", "u:***@proxy:3128"),
+        ("http://u:p@ss@[::1", "http://u:***@[::1"),  # malformed, still masked
+        ("http://u:@proxy", "http://u:***@proxy"),
+    ],
+)
+def test_redact_url_masks_any_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
 
 
 def test_settings_know_whether_any_proxy_is_configured() -> None:
