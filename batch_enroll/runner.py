@@ -7,6 +7,7 @@ them and, like the command line, stop gracefully on Ctrl+C and SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -17,7 +18,9 @@ import anyio
 import pandas as pd
 
 from batch_enroll.client import LmsClient
+from batch_enroll.crash import innermost
 from batch_enroll.errors import AuthFailure, CallFailed
+from batch_enroll.files import check_writable
 from batch_enroll.journal import (
     Journal,
     JournalState,
@@ -26,9 +29,9 @@ from batch_enroll.journal import (
     journal_verdicts,
     open_journal,
 )
-from batch_enroll.loader import Sheet, load_sheet
+from batch_enroll.loader import DEFAULT_MAX_INPUT_MB, Sheet, load_sheet
 from batch_enroll.lookup import read_held, resolve_users, settle
-from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, Job, RowResult
+from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, NOT_ATTEMPTED, Job, RowResult
 from batch_enroll.options import RunOptions
 from batch_enroll.pool import PoolEnd, StopHandle, send_jobs, stop_on_signals
 from batch_enroll.progress import Progress, ProgressFeed
@@ -176,6 +179,7 @@ def _report(run: _Run, outcome: _Outcome) -> Summary:
         rate_found=round(limiter.found, 1) if limiter.adaptive else None,
         journal=str(run.journal.path),
     )
+    summary.notes[:0] = run.sheet.notes
     if run.summary_json is not None:
         write_summary_json(summary, run.summary_json)
     return summary
@@ -194,6 +198,24 @@ async def _online(run: _Run, stop: StopHandle) -> _Outcome:
         return await _send(run, client, jobs, stop)
 
 
+INTERNAL_ERROR = "InternalError"
+
+
+def _mark_unfinished(run: _Run) -> None:
+    """Say on each row a crash left unfinished why it was not done (not journalled: resumable)."""
+    message = (
+        "the run stopped on an internal error before this row was finished; a re-run with"
+        " --resume asks LMS365 before sending it again"
+    )
+    # Best effort on the way out: the crash itself is what the caller must hear about.
+    with contextlib.suppress(Exception):
+        for job in jobs_from(run.checked):
+            if job.index not in run.results:
+                run.results[job.index] = RowResult(
+                    job.index, NOT_ATTEMPTED, error_code=INTERNAL_ERROR, error_message=message
+                )
+
+
 # -- the entry points ----------------------------------------------------------------------------
 
 
@@ -208,6 +230,8 @@ async def run_sheet_async(
     on_progress: Callable[[Progress], None] | None = None,
     stop: StopHandle | None = None,
     handle_signals: bool = False,
+    sheet_name: str | None = None,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Enroll every valid row of a sheet and write one result row per input row.
 
@@ -219,19 +243,26 @@ async def run_sheet_async(
     """
     clock = now_iso(), time.monotonic()
     out = Path(out)
-    sheet = load_sheet(input_path)
+    journal_path = Path(journal) if journal is not None else journal_path_for(out)
+    summary_path = Path(summary_json) if summary_json is not None else None
+    # Before anything is read or sent: a results folder that cannot take the results
+    # must not be found out after every row was enrolled.
+    check_writable(
+        replaced=[("results", out), ("summary JSON", summary_path)],
+        appended=[("journal", journal_path)],
+    )
+    sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
     checked = _check(sheet, options)
     out.parent.mkdir(parents=True, exist_ok=True)
     stop = stop or StopHandle()
     with RunLock(out):
         opened, prior = open_journal(
-            Path(journal) if journal is not None else journal_path_for(out),
+            journal_path,
             input_path=sheet.path,
             input_sha256=sheet.sha256,
             fingerprint=options.fingerprint(),
             resume=resume,
         )
-        summary_path = Path(summary_json) if summary_json is not None else None
         progress = ProgressFeed(on_progress)
         run = _Run(sheet, checked, options, opened, prior, progress, out, summary_path, *clock)
         try:
@@ -239,6 +270,14 @@ async def run_sheet_async(
                 outcome = _Outcome(PoolEnd.INTERRUPTED, "interrupted")
                 try:
                     outcome = await _online(run, stop)
+                except Exception as exc:
+                    # A bug. What was done is still written below, and the journal lets
+                    # --resume finish the run; the exception goes on to the caller.
+                    crash = innermost(exc)
+                    reason = f"internal error ({type(crash).__name__}); finish with --resume"
+                    outcome = _Outcome(PoolEnd.CRASHED, reason)
+                    _mark_unfinished(run)
+                    raise
                 finally:
                     # Whatever stopped the run, the journal and the results are written
                     # whole: this is plain blocking code, and signals that arrive meanwhile
@@ -261,6 +300,8 @@ def run_sheet(
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     stop: StopHandle | None = None,
+    sheet_name: str | None = None,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Run ``run_sheet_async`` in an event loop of its own; Ctrl+C and SIGTERM stop it."""
     return anyio.run(
@@ -275,6 +316,8 @@ def run_sheet(
             on_progress=on_progress,
             stop=stop,
             handle_signals=True,
+            sheet_name=sheet_name,
+            max_input_mb=max_input_mb,
         )
     )
 
@@ -287,13 +330,18 @@ async def validate_sheet_async(
     summary_json: str | Path | None = None,
     stop: StopHandle | None = None,
     handle_signals: bool = False,
+    sheet_name: str | None = None,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Check a sheet without sending anything; ``options`` None means offline rules only.
 
     ``stop`` (or, with ``handle_signals``, Ctrl+C) cuts the course reads short.
     """
     started_at, started = now_iso(), time.monotonic()
-    sheet = load_sheet(input_path)
+    report_path = Path(report) if report is not None else None
+    summary_path = Path(summary_json) if summary_json is not None else None
+    check_writable(replaced=[("report", report_path), ("summary JSON", summary_path)])
+    sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
     checked = check_offline(sheet.frame)
     halted: _Outcome | None = None
     if options is not None:
@@ -307,8 +355,8 @@ async def validate_sheet_async(
             except Halted as halt:
                 halted = _Outcome(halt.end, halt.reason)
     frame = results_frame(checked, extra_columns=sheet.extra_columns)
-    if report is not None:
-        write_csv(frame, Path(report))
+    if report_path is not None:
+        write_csv(frame, report_path)
     summary = validate_summary(
         frame,
         input_path=str(sheet.path),
@@ -320,8 +368,9 @@ async def validate_sheet_async(
         stopped_because=halted.stopped_because if halted else "",
         exit_code=_EXIT_FOR[halted.end] if halted else None,
     )
-    if summary_json is not None:
-        write_summary_json(summary, Path(summary_json))
+    summary.notes[:0] = sheet.notes
+    if summary_path is not None:
+        write_summary_json(summary, summary_path)
     return summary
 
 
@@ -332,6 +381,8 @@ def validate_sheet(
     options: RunOptions | None,
     summary_json: str | Path | None = None,
     stop: StopHandle | None = None,
+    sheet_name: str | None = None,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Run ``validate_sheet_async`` in an event loop of its own; Ctrl+C stops its reads."""
     call = functools.partial(
@@ -342,5 +393,7 @@ def validate_sheet(
         summary_json=summary_json,
         stop=stop,
         handle_signals=True,
+        sheet_name=sheet_name,
+        max_input_mb=max_input_mb,
     )
     return anyio.run(call)

@@ -18,6 +18,7 @@ import pandas as pd
 from batch_enroll.classifier import parse_lms_time
 from batch_enroll.client import LmsClient, login_key
 from batch_enroll.errors import CallFailed, ConfigError
+from batch_enroll.loader import RAGGED_COLUMN
 from batch_enroll.model import (
     DUPLICATE,
     ENROLL,
@@ -165,6 +166,13 @@ def _first_bad_session(cell: str) -> str:
     return cell
 
 
+def _mark_ragged(frame: pd.DataFrame) -> None:
+    """Mark the rows the loader found longer than the header; their cells cannot be trusted."""
+    if RAGGED_COLUMN in frame.columns:
+        ragged = frame[RAGGED_COLUMN].astype(str)
+        _mark(frame, ragged != "", INVALID, "RaggedRow", ragged)
+
+
 def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     """Check every row's cells; return the sheet with verdict columns added.
 
@@ -178,6 +186,7 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     frame["error_code"] = ""
     frame["error_message"] = ""
     frame["warnings"] = ""
+    _mark_ragged(frame)
     if len(frame) == 0:
         frame["_course"] = pd.Series(dtype="Int64")
         frame["_sessions"] = pd.Series(dtype=object)
