@@ -16,7 +16,13 @@ from batch_enroll.model import (
     EXIT_INTERRUPTED,
     EXIT_SOFTWARE,
 )
-from batch_enroll.options import DEFAULT_CONCURRENCY, REGIONS, RunOptions, resolve_base_url
+from batch_enroll.options import (
+    DEFAULT_CONCURRENCY,
+    REGIONS,
+    ConnectionOptions,
+    RunOptions,
+    resolve_base_url,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -686,8 +692,9 @@ def doctor(
     if not key:
         _fail(f"no API key: set {API_KEY_FILE_ENV} or {API_KEY_ENV}, or pass --api-key-file")
     _check_proxy(proxy)
-    checks = check_tenant(
-        base_url=url, api_key=key, timeout=timeout, verify=_trust(ca_bundle), email=email
+    options = ConnectionOptions(
+        base_url=url, api_key=key, proxy=proxy, verify=_trust(ca_bundle), timeout=timeout
     )
+    checks = check_tenant(options, email=email)
     click.echo(render_json(checks, base_url=url) if as_json else render_text(checks, base_url=url))
     sys.exit(exit_code(checks))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import functools
 import json
 import re
 import socket
@@ -18,8 +19,8 @@ import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -28,6 +29,7 @@ from batch_enroll.classifier import (
     COURSE_FIELDS,
     ENROLLMENT_FIELDS,
     ILT_COURSE_TYPES,
+    PROXY_AUTH_CODE,
     SESSION_FIELDS,
     USER_FIELDS,
     FieldRule,
@@ -39,7 +41,14 @@ from batch_enroll.classifier import (
     parse_retry_after,
     value_problem,
 )
-from batch_enroll.options import DEFAULT_BASE_URL, REGIONS
+from batch_enroll.errors import ConfigError
+from batch_enroll.options import DEFAULT_BASE_URL, REGIONS, ConnectionOptions
+from batch_enroll.proxy import ProxyChoice
+from batch_enroll.redact import scrub as scrub_secrets
+from batch_enroll.transport import make_transport, which_proxy
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
 
 __all__ = [
     "DIFFERS",
@@ -49,6 +58,7 @@ __all__ = [
     "Check",
     "check_api",
     "check_host",
+    "check_proxy",
     "check_tenant",
     "check_tls",
     "exit_code",
@@ -90,7 +100,13 @@ KEY_HELP: Final = (
     " into LMS365_API_KEY"
 )
 
+PROXY_AUTH_HELP: Final = (
+    "give the proxy's user and password as --proxy http://user:password@host:port"
+    " (or in HTTPS_PROXY / HTTP_PROXY), and check them with IT"
+)
+
 TITLES: Final[Mapping[str, str]] = {
+    "proxy": "Proxy",
     "host": "Host reachable",
     "tls": "TLS",
     "region": "Region",
@@ -165,6 +181,145 @@ def _ssl_context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
 
 
 # ---------------------------------------------------------------------------------------------
+# The proxy
+# ---------------------------------------------------------------------------------------------
+
+#: Most bytes of a proxy's answer to CONNECT read before giving up on it.
+_PROXY_HEAD_LIMIT: Final = 64 * 1024
+
+
+class _ProxyRefused(Exception):
+    """The proxy answered CONNECT with something other than 200."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status} {reason}".strip())
+        self.status = status
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _proxy_address(choice: ProxyChoice) -> tuple[str, int]:
+    parts = urlsplit(choice.url or "")
+    # ProxySettings completes every proxy URL with a port, as curl would.
+    return parts.hostname or "", parts.port or 1080
+
+
+def _tunnel(choice: ProxyChoice, host: str, port: int, *, timeout: float) -> socket.socket:
+    """Open a CONNECT tunnel to ``host:port`` through the proxy, with its credentials.
+
+    Return the connected socket; raise ``_ProxyRefused`` or ``OSError``.
+    """
+    parts = urlsplit(choice.url or "")
+    target = _authority(host, port)
+    head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        head += f"Proxy-Authorization: Basic {base64.b64encode(pair.encode()).decode('ascii')}\r\n"
+    sock = socket.create_connection(_proxy_address(choice), timeout=timeout)
+    try:
+        sock.sendall((head + "\r\n").encode("latin-1"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk or len(answer) > _PROXY_HEAD_LIMIT:
+                raise OSError("the proxy closed the connection without answering CONNECT")
+            answer += chunk
+        status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
+        _, code, reason = [*status_line.split(" ", 2), "", ""][:3]
+        if not code.isdigit():
+            raise OSError(f"the proxy answered CONNECT with {status_line[:80]!r}")
+        if int(code) != 200:
+            raise _ProxyRefused(int(code), reason.strip())
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _proxy_auth_action(choice: ProxyChoice) -> str:
+    """Say where the proxy's credentials go, for the place the proxy was named."""
+    host, port = _proxy_address(choice)
+    shape = f"http://user:password@{_authority(host, port)}"
+    where = "--proxy" if choice.source == "--proxy" else choice.source
+    has_user = urlsplit(choice.url or "").username is not None
+    if has_user:
+        return f"check the proxy's user and password in {where} ({shape}); ask IT if they changed"
+    if where == "--proxy":
+        return f"give the proxy's user and password: --proxy {shape}"
+    return f"give the proxy's user and password in {where}: {shape} (or pass --proxy {shape})"
+
+
+def _proxy_refusal(choice: ProxyChoice, target: str, exc: _ProxyRefused) -> Check:
+    if exc.status == 407:
+        return Check(
+            "proxy",
+            FAILED,
+            f"{choice.describe()}: it asked for credentials or refused them ({exc})",
+            _proxy_auth_action(choice),
+            http_status=exc.status,
+        )
+    return Check(
+        "proxy",
+        FAILED,
+        f"{choice.describe()}: it would not open a tunnel to {target} ({exc})",
+        f"ask IT to let the proxy reach {target}, or name another proxy with --proxy",
+        http_status=exc.status,
+    )
+
+
+def check_proxy(*, base_url: str, choice: ProxyChoice, timeout: float) -> Check:
+    """Say which proxy requests go through, and from where; reach it as a run would.
+
+    For an https:// host, open a CONNECT tunnel through it (with its credentials), which
+    is what each connection of a run does; for plain http://, the proxy forwards each
+    request itself, and the first one shows whether it does.
+    """
+    if choice.url is None:
+        return Check("proxy", OK, f"{choice.describe()}: requests go straight to LMS365")
+    host, port, secure = _host_port(base_url)
+    proxy_host, proxy_port = _proxy_address(choice)
+    where = "--proxy" if choice.source == "--proxy" else choice.source
+    started = time.monotonic()
+    try:
+        if secure:
+            _tunnel(choice, host, port, timeout=timeout).close()
+        else:
+            socket.create_connection((proxy_host, proxy_port), timeout=timeout).close()
+    except _ProxyRefused as exc:
+        return _proxy_refusal(choice, _authority(host, port), exc)
+    except OSError as exc:
+        return Check(
+            "proxy",
+            FAILED,
+            f"{choice.describe()}: cannot be reached ({exc.strerror or exc})",
+            f"check the proxy in {where}; --proxy '' goes direct, NO_PROXY exempts a host",
+        )
+    elapsed = time.monotonic() - started
+    did = f"opened a tunnel to {_authority(host, port)}" if secure else "accepts connections"
+    return Check(
+        "proxy",
+        OK,
+        f"{choice.describe()}: it {did} ({_ms(elapsed):g} ms)",
+        elapsed_ms=_ms(elapsed),
+    )
+
+
+def _through_proxy(*, base_url: str, choice: ProxyChoice) -> Check:
+    """Report the host as the proxy reaches it: this machine may not reach it at all."""
+    host, port, secure = _host_port(base_url)
+    how = (
+        "the proxy opened a tunnel to it"
+        if secure
+        else "the proxy forwards each plain http:// request to it"
+    )
+    return Check(
+        "host", OK, f"{_authority(host, port)} is reached through {choice.redacted}: {how}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Host and TLS
 # ---------------------------------------------------------------------------------------------
 
@@ -199,8 +354,8 @@ def check_host(*, base_url: str, timeout: float) -> Check:
             "host",
             FAILED,
             f"{host}:{port} ({address}) did not accept a connection within {timeout:g} s",
-            f"a firewall may block outgoing port {port}: ask IT to allow {host};"
-            " batch-enroll connects directly, not through an HTTP proxy",
+            f"a firewall may block outgoing port {port}: ask IT to allow {host}, or give"
+            " the proxy this network requires with --proxy or HTTPS_PROXY",
         )
     except OSError as exc:
         return Check(
@@ -226,8 +381,14 @@ def _name_of(cert: Mapping[str, Any], part: str) -> str:
     return "?"
 
 
-def check_tls(*, base_url: str, timeout: float, verify: ssl.SSLContext | str | bool) -> Check:
-    """Shake hands as a run does, with the same certificates trusted."""
+def check_tls(
+    *,
+    base_url: str,
+    timeout: float,
+    verify: ssl.SSLContext | str | bool,
+    proxy: ProxyChoice | None = None,
+) -> Check:
+    """Shake hands as a run does, with the same certificates trusted, through its proxy."""
     host, port, secure = _host_port(base_url)
     if not secure:
         return Check(
@@ -238,12 +399,21 @@ def check_tls(*, base_url: str, timeout: float, verify: ssl.SSLContext | str | b
     context = _ssl_context(verify)
     started = time.monotonic()
     try:
-        with (
-            socket.create_connection((host, port), timeout=timeout) as raw,
-            context.wrap_socket(raw, server_hostname=host) as tls,
-        ):
+        if proxy is not None and proxy.url is not None:
+            raw = _tunnel(proxy, host, port, timeout=timeout)
+        else:
+            raw = socket.create_connection((host, port), timeout=timeout)
+        with raw, context.wrap_socket(raw, server_hostname=host) as tls:
             version = tls.version() or "TLS"
             cert = tls.getpeercert() or {}
+    except _ProxyRefused as exc:
+        return Check(
+            "tls",
+            FAILED,
+            f"the proxy would not open a tunnel for the handshake ({exc})",
+            "run doctor again; if it persists, ask IT about the proxy",
+            http_status=exc.status,
+        )
     except ssl.SSLCertVerificationError as exc:
         return Check(
             "tls",
@@ -277,9 +447,15 @@ def check_tls(*, base_url: str, timeout: float, verify: ssl.SSLContext | str | b
 
 @dataclass(slots=True)
 class _Session:
-    """Requests of one check run, timed, against a base URL that a redirect may move."""
+    """Requests of one check run, timed, against a base URL that a redirect may move.
 
-    client: httpx.Client
+    The client is asynchronous, over the very transport a run builds (its proxies, its
+    TLS trust); the portal runs it on an event loop of its own, so the checks read
+    in order.
+    """
+
+    client: httpx.AsyncClient
+    portal: BlockingPortal
     base_url: str
     timings: list[float] = field(default_factory=list)
 
@@ -301,8 +477,10 @@ class _Session:
             last = attempt == RETRIES
             started = time.monotonic()
             try:
-                response = self.client.request(
-                    method, self.base_url + path, params=params, json=body
+                response = self.portal.call(
+                    functools.partial(
+                        self.client.request, method, self.base_url + path, params=params, json=body
+                    )
                 )
             except (httpx.TransportError, OSError) as exc:
                 outcome = classify_exception(exc)
@@ -391,6 +569,23 @@ def _check_key(session: _Session) -> tuple[Check, Check]:
         session.base_url = target
         answer = session.call("GET", "/odata/v2/Courses", params={"$top": "1"})
     region = _region_check(asked, moved_to, answer)
+    proxy_refused = (
+        answer.error_code == PROXY_AUTH_CODE
+        if isinstance(answer, Outcome)
+        else answer.status_code == 407
+    )
+    if proxy_refused:
+        return (
+            Check(
+                "key",
+                FAILED,
+                "the proxy asked for credentials or refused them (HTTP 407); the request did"
+                " not reach LMS365",
+                PROXY_AUTH_HELP,
+                http_status=407,
+            ),
+            region,
+        )
     if isinstance(answer, Outcome):
         return (
             Check(
@@ -919,88 +1114,112 @@ def _check_round_trip(timings: Sequence[float], *, timeout: float) -> Check:
     return Check("round_trip", OK, f"{seen}{ceiling}", elapsed_ms=_ms(median))
 
 
-def check_api(
-    *,
-    base_url: str,
-    api_key: str,
-    timeout: float = 30.0,
-    verify: ssl.SSLContext | str | bool = True,
-    email: str | None = None,
-    transport: httpx.BaseTransport | None = None,
-) -> list[Check]:
-    """Run the checks that speak to the API: region, key, access, queries, round trip."""
-    token = base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
+def check_api(options: ConnectionOptions, *, email: str | None = None) -> list[Check]:
+    """Run the checks that speak to the API: region, key, access, queries, round trip.
+
+    Requests go over the transport a run with ``options`` builds: its proxy (``--proxy``
+    or the environment, as curl reads it), its TLS trust, no redirects followed.
+    """
+    from anyio.from_thread import start_blocking_portal
+
+    token = base64.b64encode(f"api:{options.api_key}".encode()).decode("ascii")
     headers = {
         "Accept": "application/json",
         "Authorization": f"Basic {token}",
         "User-Agent": "batch-enroll-doctor",
     }
-    # Like a run: no redirects followed, no proxy from the environment.
-    client = httpx.Client(
-        headers=headers,
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-        verify=_ssl_context(verify) if transport is None else True,
-        transport=transport,
-    )
-    with client:
-        session = _Session(client, base_url.rstrip("/"))
-        key, region = _check_key(session)
-        checks = [region, key]
-        # A refused key, a redirect or silence ends the talk; any other answer
-        # leaves the later checks worth running, each saying what it saw.
-        stopped = key.key_refused or key.status == SKIPPED or key.http_status is None
-        if key.status != OK and stopped:
-            why = "the key was refused" if key.key_refused else "LMS365 did not answer"
-            if key.status == SKIPPED:
-                why = "the answer was a redirect"
-            later = ("access", "courses", "enrollments", "users")
-            checks += _skipped(later, why)
-        else:
-            checks.append(_check_access(session))
-            courses_check, courses = _check_courses(session)
-            checks.append(courses_check)
-            checks.append(_check_enrollments(session, courses))
-            checks.append(_check_users(session, email))
-        checks.append(_check_round_trip(session.timings, timeout=timeout))
-    return scrub(checks, api_key)
+
+    async def open_client() -> httpx.AsyncClient:
+        # Built on the portal's loop: aiohttp binds its session to the loop it starts on.
+        return httpx.AsyncClient(
+            headers=headers,
+            timeout=options.timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=make_transport(options),
+        )
+
+    with start_blocking_portal("asyncio") as portal:
+        client = portal.call(open_client)
+        try:
+            checks = _api_checks(
+                _Session(client, portal, options.base_url.rstrip("/")),
+                email=email,
+                timeout=options.timeout,
+            )
+        finally:
+            portal.call(client.aclose)
+    return scrub(checks, options.api_key)
 
 
-def check_tenant(
-    *,
-    base_url: str,
-    api_key: str,
-    timeout: float = 30.0,
-    verify: ssl.SSLContext | str | bool = True,
-    email: str | None = None,
-) -> list[Check]:
-    """Run every check against a tenant, in order; never send anything that changes it."""
-    host = check_host(base_url=base_url, timeout=timeout)
-    checks = [host]
+def _api_checks(session: _Session, *, email: str | None, timeout: float) -> list[Check]:
+    key, region = _check_key(session)
+    checks = [region, key]
+    # A refused key, a redirect or silence ends the talk; any other answer
+    # leaves the later checks worth running, each saying what it saw.
+    stopped = key.key_refused or key.status == SKIPPED or key.http_status in (None, 407)
+    if key.status != OK and stopped:
+        why = "the key was refused" if key.key_refused else "LMS365 did not answer"
+        if key.status == SKIPPED:
+            why = "the answer was a redirect"
+        elif key.http_status == 407:
+            why = "the proxy refused the request"
+        later = ("access", "courses", "enrollments", "users")
+        checks += _skipped(later, why)
+    else:
+        checks.append(_check_access(session))
+        courses_check, courses = _check_courses(session)
+        checks.append(courses_check)
+        checks.append(_check_enrollments(session, courses))
+        checks.append(_check_users(session, email))
+    checks.append(_check_round_trip(session.timings, timeout=timeout))
+    return checks
+
+
+def check_tenant(options: ConnectionOptions, *, email: str | None = None) -> list[Check]:
+    """Run every check against a tenant, in order; never send anything that changes it.
+
+    ``options`` are a run's: the same host, key, proxy and TLS trust.
+    """
     api_names = ("region", "key", "access", "courses", "enrollments", "users", "round_trip")
+    base_url, timeout = options.base_url, options.timeout
+    try:
+        choice = which_proxy(options)
+    except ConfigError as exc:
+        checks = [Check("proxy", FAILED, str(exc), "correct the proxy setting it names")]
+        checks += _skipped(("host", "tls", *api_names), "the proxy setting cannot be used")
+        return scrub(checks, options.api_key)
+    proxy = check_proxy(base_url=base_url, choice=choice, timeout=timeout)
+    checks = [proxy]
+    if proxy.status != OK:
+        checks += _skipped(("host", "tls", *api_names), "the proxy cannot be used")
+        return scrub(checks, options.api_key)
+    if choice.url is None:
+        host = check_host(base_url=base_url, timeout=timeout)
+    else:
+        host = _through_proxy(base_url=base_url, choice=choice)
+    checks.append(host)
     if host.status != OK:
         checks += _skipped(("tls", *api_names), "the host cannot be reached")
     else:
-        tls = check_tls(base_url=base_url, timeout=timeout, verify=verify)
+        tls = check_tls(base_url=base_url, timeout=timeout, verify=options.verify, proxy=choice)
         checks.append(tls)
         if tls.status != OK:
             checks += _skipped(api_names, "the TLS handshake failed")
         else:
-            checks += check_api(
-                base_url=base_url, api_key=api_key, timeout=timeout, verify=verify, email=email
-            )
-    return scrub(checks, api_key)
+            checks += check_api(options, email=email)
+    return scrub(checks, options.api_key)
 
 
 def scrub(checks: Sequence[Check], api_key: str) -> list[Check]:
-    """Blank the key out of every text, should an answer have echoed it."""
-    if not api_key:
-        return list(checks)
+    """Blank the key and proxy passwords out of every text, should an answer echo them."""
     token = base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
 
     def clean(text: str) -> str:
-        return text.replace(api_key, "***").replace(token, "***")
+        # Proxy passwords too: the proxy module remembers each one it reads.
+        if api_key:
+            text = text.replace(api_key, "***").replace(token, "***")
+        return scrub_secrets(text)
 
     return [
         replace(

@@ -36,6 +36,7 @@ from batch_enroll.doctor import (
     render_json,
     render_text,
 )
+from batch_enroll.options import ConnectionOptions
 from tests.conftest import FULL_KEY, READ_ONLY_KEY
 
 BASE = "https://tenant.example"
@@ -155,14 +156,14 @@ class Tenant:
         top = int(request.url.params.get("$top", "100"))
         return httpx.Response(200, json={"value": self.courses[:top]}, headers=self.headers)
 
-    def check(self, **kwargs: Any) -> dict[str, Check]:
+    def check(self, *, email: str | None = None, **kwargs: Any) -> dict[str, Check]:
         options: dict[str, Any] = {
             "base_url": BASE,
             "api_key": KEY,
             "transport": httpx.MockTransport(self.router.handler),
         }
         options.update(kwargs)
-        return {c.name: c for c in check_api(**options)}
+        return {c.name: c for c in check_api(ConnectionOptions(**options), email=email)}
 
 
 @pytest.fixture
@@ -400,9 +401,11 @@ def test_a_redirect_to_a_regional_host_names_the_region(tenant: Tenant) -> None:
     checks = {
         c.name: c
         for c in check_api(
-            base_url="https://api.365.systems",
-            api_key=KEY,
-            transport=httpx.MockTransport(router.handler),
+            ConnectionOptions(
+                base_url="https://api.365.systems",
+                api_key=KEY,
+                transport=httpx.MockTransport(router.handler),
+            )
         )
     }
     assert checks["region"].status == DIFFERS
@@ -421,9 +424,11 @@ def test_a_redirect_elsewhere_keeps_the_key_home() -> None:
     checks = {
         c.name: c
         for c in check_api(
-            base_url="https://api.365.systems",
-            api_key=KEY,
-            transport=httpx.MockTransport(router.handler),
+            ConnectionOptions(
+                base_url="https://api.365.systems",
+                api_key=KEY,
+                transport=httpx.MockTransport(router.handler),
+            )
         )
     }
     assert checks["region"].status == FAILED
