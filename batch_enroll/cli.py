@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict, TypeVar
 
 import click
 
@@ -157,6 +157,45 @@ def _check_proxy(proxy: str | None) -> None:
         ProxySettings(proxy=proxy)
     except ConfigError as exc:
         _fail(str(exc))
+
+
+class _Connection(TypedDict):
+    """The connection options of run, validate and doctor, checked."""
+
+    base_url: str
+    api_key: str
+    proxy: str | None
+    verify: ssl.SSLContext | bool
+
+
+def _connection(
+    *,
+    base_url: str | None,
+    region: str | None,
+    api_key: str | None,
+    api_key_file: Path | None,
+    proxy: str | None,
+    ca_bundle: Path | None,
+    no_key: str = "",
+) -> _Connection:
+    """Check the shared connection options as every command that connects does.
+
+    Fail in one line (``no_key`` when no key is given) before anything is sent.
+    """
+    source = click.get_current_context().get_parameter_source("base_url")
+    if region and source is click.core.ParameterSource.ENVIRONMENT:
+        base_url = None  # a --region typed now outranks LMS365_BASE_URL set long ago
+    key = _api_key(api_key, api_key_file)
+    if not key:
+        _fail(
+            no_key or f"no API key: set {API_KEY_FILE_ENV} or {API_KEY_ENV}, or pass --api-key-file"
+        )
+    try:
+        url = resolve_base_url(base_url, region)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _check_proxy(proxy)
+    return {"base_url": url, "api_key": key, "proxy": proxy, "verify": _trust(ca_bundle)}
 
 
 def _crash_folder(folder: Path | None) -> None:
@@ -368,19 +407,16 @@ def run(
     """Validate INPUT, enroll its valid rows, and write a results CSV."""
     if verbose:
         _log_to_stderr()
-    source = click.get_current_context().get_parameter_source("base_url")
-    if region and source is click.core.ParameterSource.ENVIRONMENT:
-        base_url = None  # a --region typed now outranks LMS365_BASE_URL set long ago
-    try:
-        url = resolve_base_url(base_url, region)
-    except ConfigError as exc:
-        _fail(str(exc))
     out = out or _default_out(input_path, "results")
     _crash_folder(out.parent)
-    key = _api_key(api_key, api_key_file)
-    if not key:
-        _fail(f"no API key: set {API_KEY_FILE_ENV} or {API_KEY_ENV}, or pass --api-key-file")
-    _check_proxy(proxy)
+    connection = _connection(
+        base_url=base_url,
+        region=region,
+        api_key=api_key,
+        api_key_file=api_key_file,
+        proxy=proxy,
+        ca_bundle=ca_bundle,
+    )
     from batch_enroll.files import check_writable
     from batch_enroll.requestlog import RequestLog
     from batch_enroll.runner import run_sheet
@@ -391,15 +427,12 @@ def run(
         _fail(str(exc))
     request_log = RequestLog(log_file) if log_file is not None else None
     options = RunOptions(
-        base_url=url,
-        api_key=key,
-        proxy=proxy,
+        **connection,
         concurrency=concurrency,
         rate=rate,
         max_retries=max_retries,
         timeout=timeout,
         require_session=require_session,
-        verify=_trust(ca_bundle),
         skip_enrolled=skip_enrolled,
         max_unenroll=max_unenroll,
         resolve_users=resolve_users,
@@ -477,25 +510,18 @@ def validate(
     _crash_folder(report.parent if report is not None else None)
     options: RunOptions | None = None
     if not offline:
-        key = _api_key(api_key, api_key_file)
-        if not key:
-            _fail(
-                f"checking session rules reads the courses from LMS365: set {API_KEY_FILE_ENV}"
-                f" or {API_KEY_ENV} (or pass --api-key-file), or pass --offline to check the"
-                " cells only"
-            )
-        try:
-            url = resolve_base_url(base_url, None)
-        except ConfigError as exc:
-            _fail(str(exc))
-        _check_proxy(proxy)
-        options = RunOptions(
-            base_url=url,
-            api_key=key,
+        connection = _connection(
+            base_url=base_url,
+            region=None,
+            api_key=api_key,
+            api_key_file=api_key_file,
             proxy=proxy,
-            verify=_trust(ca_bundle),
-            require_session=require_session,
+            ca_bundle=ca_bundle,
+            no_key=f"checking session rules reads the courses from LMS365: set {API_KEY_FILE_ENV}"
+            f" or {API_KEY_ENV} (or pass --api-key-file), or pass --offline to check the"
+            " cells only",
         )
+        options = RunOptions(**connection, require_session=require_session)
     from batch_enroll.runner import validate_sheet
 
     try:
@@ -681,20 +707,15 @@ def doctor(
     """Check, read-only, that LMS365 answers the way a run expects (safe on production)."""
     from batch_enroll.doctor import check_tenant, exit_code, render_json, render_text
 
-    source = click.get_current_context().get_parameter_source("base_url")
-    if region and source is click.core.ParameterSource.ENVIRONMENT:
-        base_url = None  # as for run: a --region typed now outranks LMS365_BASE_URL
-    try:
-        url = resolve_base_url(base_url, region)
-    except ConfigError as exc:
-        _fail(str(exc))
-    key = _api_key(api_key, api_key_file)
-    if not key:
-        _fail(f"no API key: set {API_KEY_FILE_ENV} or {API_KEY_ENV}, or pass --api-key-file")
-    _check_proxy(proxy)
-    options = ConnectionOptions(
-        base_url=url, api_key=key, proxy=proxy, verify=_trust(ca_bundle), timeout=timeout
+    connection = _connection(
+        base_url=base_url,
+        region=region,
+        api_key=api_key,
+        api_key_file=api_key_file,
+        proxy=proxy,
+        ca_bundle=ca_bundle,
     )
-    checks = check_tenant(options, email=email)
+    checks = check_tenant(ConnectionOptions(**connection, timeout=timeout), email=email)
+    url = connection["base_url"]
     click.echo(render_json(checks, base_url=url) if as_json else render_text(checks, base_url=url))
     sys.exit(exit_code(checks))
