@@ -457,6 +457,8 @@ class _Session:
     client: httpx.AsyncClient
     portal: BlockingPortal
     base_url: str
+    #: The proxy the requests go through, to say where its credentials go on a 407.
+    proxy: ProxyChoice | None = None
     timings: list[float] = field(default_factory=list)
 
     def call(
@@ -581,7 +583,9 @@ def _check_key(session: _Session) -> tuple[Check, Check]:
                 FAILED,
                 "the proxy asked for credentials or refused them (HTTP 407); the request did"
                 " not reach LMS365",
-                PROXY_AUTH_HELP,
+                _proxy_auth_action(session.proxy)
+                if session.proxy is not None and session.proxy.url is not None
+                else PROXY_AUTH_HELP,
                 http_status=407,
             ),
             region,
@@ -1139,11 +1143,15 @@ def check_api(options: ConnectionOptions, *, email: str | None = None) -> list[C
             transport=make_transport(options),
         )
 
+    try:
+        proxy: ProxyChoice | None = which_proxy(options)
+    except ConfigError:
+        proxy = None  # the transport refuses it in its own words
     with start_blocking_portal("asyncio") as portal:
         client = portal.call(open_client)
         try:
             checks = _api_checks(
-                _Session(client, portal, options.base_url.rstrip("/")),
+                _Session(client, portal, options.base_url.rstrip("/"), proxy),
                 email=email,
                 timeout=options.timeout,
             )

@@ -177,7 +177,8 @@ def test_a_proxy_without_credentials_is_told_where_to_put_them(hidden_http) -> N
     key_line = line_of(result.output, "API key accepted")
     assert key_line.startswith(FAILED)
     assert "the proxy asked for credentials or refused them (HTTP 407)" in key_line
-    assert "--proxy http://user:password@host:port" in result.output
+    shape = f"http://user:password@127.0.0.1:{proxy.port}"
+    assert f"what to do: give the proxy's user and password: --proxy {shape}" in result.output
     assert statuses_of(result.output)["Courses page"] == SKIPPED
     assert app.stats.requests_total == 0
 
