@@ -242,3 +242,13 @@ def test_an_unusable_proxy_setting_is_one_line_and_exit_2() -> None:
     assert result.output.count("\n") == 1
     assert "only http:// proxies" in result.output
     assert PASSWORD not in result.output
+
+
+def test_a_key_file_others_can_read_is_used_with_a_warning(sim_app, tmp_path: Path) -> None:
+    path = key_file(tmp_path)
+    path.chmod(0o644)
+    with SimulatorServer(sim_app()) as server:
+        result = doctor("--base-url", server.base_url, "--api-key-file", str(path))
+    assert result.exit_code == 0, result.output
+    assert "can be read by other users (mode 0644)" in result.output
+    assert FULL_KEY not in result.output
