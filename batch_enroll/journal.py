@@ -59,9 +59,7 @@ class JournalState:
     def final(self) -> dict[int, RowResult]:
         """Return the rows that have a final outcome and must not be sent again."""
         return {
-            i: r
-            for i, r in self.results.items()
-            if r.status in FINAL_STATUSES and not r.retryable
+            i: r for i, r in self.results.items() if r.status in FINAL_STATUSES and not r.retryable
         }
 
 

@@ -21,9 +21,11 @@ from batch_enroll.model import (
     FAILED,
     INVALID,
     NOT_ATTEMPTED,
+    RESOLVED_COLUMNS,
     RESULT_COLUMNS,
     RUN_STATUSES,
     SUCCESS_STATUSES,
+    WAITLISTED,
     RowResult,
     carried_name,
 )
@@ -38,7 +40,7 @@ __all__ = [
     "write_summary_json",
 ]
 
-SUMMARY_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_VERSION = 2
 #: How many row numbers the summary lists per problem.
 EXAMPLE_ROWS = 5
 
@@ -115,12 +117,18 @@ def results_frame(
 
     Without ``results`` this is the validate report (ok, warning, invalid,
     duplicate); with them, rows that were to be sent take their outcome, and
-    those that have none are ``not_attempted``.
+    those that have none are ``not_attempted``. ``course_id`` is the course cell
+    normalised (a GUID in lower case, ``101.0`` as ``101``); ``course_session_ids``
+    holds the session GUIDs sent. After the input's own columns come
+    ``resolved_login_name`` (with --resolve-users) and what each row became in
+    LMS365: ``lms_course_id``, ``course_title``, ``session_titles``.
     """
     frame = checked if results is None else _fill_results(checked, results)
     out = pd.DataFrame(index=frame.index)
     out["row"] = frame["row"].astype("int64")
-    out["course_id"] = frame["course_id"]
+    out["course_id"] = (
+        frame["_course_key"] if "_course_key" in frame.columns else frame["course_id"]
+    )
     out["user_login_name"] = frame["user_login_name"]
     normalised = frame["_sessions"].astype(str)
     out["course_session_ids"] = normalised.where(normalised != "", frame["course_session_ids"])
@@ -131,6 +139,15 @@ def results_frame(
         # check_offline moved an input column that shares a name with ours aside.
         name = carried_name(column)
         out[name] = frame[name]
+    if "resolved_login_name" in frame.columns:
+        out["resolved_login_name"] = frame["resolved_login_name"]
+    for column in RESOLVED_COLUMNS:
+        if column in frame.columns:
+            out[column] = frame[column]
+        elif column == "lms_course_id" and "_course" in frame.columns:
+            out[column] = frame["_course"]
+        else:
+            out[column] = ""
     return out.reset_index(drop=True)
 
 
@@ -216,7 +233,7 @@ class Summary:
     counts: dict[str, int]
     errors: dict[str, Problem]
     by_error_code: dict[str, int]
-    by_course: dict[str, dict[str, int]]
+    by_course: dict[str, dict[str, Any]]
     started_at: str
     finished_at: str
     elapsed_seconds: float
@@ -267,17 +284,16 @@ def summarise(
                 meaning=explain(code) or str(sample),
                 advice=advice(code),
             )
-    by_course: dict[str, dict[str, int]] = {}
-    if len(frame):
-        table = frame.groupby(["course_id", "status"]).size()
-        for course, status, count in zip(
-            table.index.get_level_values(0),
-            table.index.get_level_values(1),
-            table.to_numpy().tolist(),
-            strict=True,
-        ):
-            by_course.setdefault(str(course), {})[str(status)] = int(count)
-    done = sum(counted.get(s, 0) for s in ("enrolled", "unenrolled"))
+    by_course = _by_course(frame)
+    done = sum(counted.get(s, 0) for s in ("enrolled", "waitlisted", "unenrolled"))
+    notes: list[str] = []
+    waitlisted = counted.get(WAITLISTED, 0)
+    if waitlisted:
+        who = "1 row is" if waitlisted == 1 else f"{waitlisted} rows are"
+        notes.append(
+            f"Waitlisted: {who} on the waiting list of a full session; LMS365 moves each"
+            " person into the session when a seat frees up (this counts as a success)."
+        )
     return Summary(
         command=command,
         input=input_path,
@@ -297,7 +313,37 @@ def summarise(
         exit_code=exit_code,
         enrollments_per_second=round(done / elapsed, 1) if elapsed > 0 else 0.0,
         warnings=int((frame["warnings"] != "").sum()),
+        notes=notes,
     )
+
+
+def _by_course(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Count rows per course: keyed by the GUID a row resolved to, else by its cell."""
+    by_course: dict[str, dict[str, Any]] = {}
+    if not len(frame):
+        return by_course
+    cells = frame["course_id"].astype(str)
+    if "lms_course_id" in frame.columns:
+        resolved = frame["lms_course_id"].astype(str)
+        keys = resolved.where(resolved != "", cells)
+    else:
+        keys = cells
+    titles = frame["course_title"].astype(str) if "course_title" in frame.columns else None
+    grouped = pd.DataFrame({"key": keys, "cell": cells, "status": frame["status"].astype(str)})
+    if titles is not None:
+        grouped["title"] = titles
+    for key, group in grouped.groupby("key", sort=True):
+        title = ""
+        if titles is not None:
+            named = group.loc[group["title"] != "", "title"]
+            title = str(named.iloc[0]) if len(named) else ""
+        counts = group["status"].value_counts()
+        by_course[str(key)] = {
+            "title": title,
+            "written_as": sorted({str(c) for c in group["cell"]})[:EXAMPLE_ROWS],
+            "counts": {str(s): int(n) for s, n in counts.items()},
+        }
+    return by_course
 
 
 def exit_code_for(counts: Mapping[str, int]) -> int:

@@ -56,13 +56,8 @@ from batch_enroll.reporter import (
     write_csv,
     write_summary_json,
 )
-from batch_enroll.validator import (
-    CourseInfo,
-    check_offline,
-    check_sessions,
-    fetch_courses,
-    jobs_from,
-)
+from batch_enroll.resolve import CourseInfo, resolve_frame
+from batch_enroll.validator import check_offline, check_sessions, jobs_from
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -214,15 +209,25 @@ async def _signals_stop(options: RunOptions) -> AsyncIterator[StopControl]:
 
 async def _courses_for(
     client: LmsClient, checked: pd.DataFrame, stop: StopControl
-) -> dict[int, CourseInfo]:
-    ids = checked.loc[checked["status"] == OK, "_course"].dropna().astype(int).unique().tolist()
+) -> dict[str, CourseInfo]:
+    """Resolve the sheet's courses and sessions to GUIDs, reading each course once."""
     with anyio.CancelScope() as scope:
         stop.scope = scope
         try:
-            return await fetch_courses(client, ids)
+            return await resolve_frame(client, checked)
         finally:
             stop.scope = None
     return {}  # a stop cancelled the reads; the caller sees stop.requested
+
+
+def _lookup_failed(exc: CallFailed, base_url: str) -> str:
+    """Say why nothing can be sent when the course list could not be read."""
+    if exc.outcome.http_status is None:
+        return f"could not reach LMS365 at {base_url} ({exc}); nothing was sent"
+    return (
+        f"could not look courses up by code or title (HTTP {exc.outcome.http_status}:"
+        f" {exc}); nothing was sent"
+    )
 
 
 @dataclass
@@ -291,6 +296,8 @@ async def _send(run: _Run, stop: StopControl) -> _Outcome:
             courses = await _courses_for(client, checked, stop)
         except AuthFailure as exc:
             return _Outcome(results, PoolEnd.AUTH, _auth_message(exc))
+        except CallFailed as exc:
+            return _Outcome(results, PoolEnd.FAILED, _lookup_failed(exc, options.base_url))
         if stop.requested:
             return _Outcome(results, PoolEnd.INTERRUPTED, "interrupted before sending")
         unreachable = _unreachable(courses, options.base_url)
@@ -369,7 +376,7 @@ async def _run_async(run: _Run) -> Summary:
     return summary
 
 
-def _unreachable(courses: Mapping[int, CourseInfo], base_url: str) -> str:
+def _unreachable(courses: Mapping[str, CourseInfo], base_url: str) -> str:
     """Say why nothing can be sent when no course read got any answer at all."""
     if not courses or not all(info.unreachable for info in courses.values()):
         return ""
@@ -523,9 +530,6 @@ def run_sheet(
 def _report(run: _Run, outcome: _Outcome) -> Summary:
     sheet, limiter = run.sheet, run.limiter
     frame = results_frame(run.checked, extra_columns=sheet.extra_columns, results=outcome.results)
-    if run.options.resolve_users and "resolved_login_name" in run.checked.columns:
-        # After the input's columns, so the documented first columns keep their places.
-        frame["resolved_login_name"] = run.checked["resolved_login_name"].to_numpy()
     write_csv(frame, run.out)
     elapsed = time.monotonic() - run.started
     counts = frame["status"].value_counts().to_dict()
@@ -579,6 +583,8 @@ def validate_sheet(
                     courses = await _courses_for(client, checked, stop)
                 except AuthFailure as exc:
                     return _auth_message(exc), EXIT_AUTH
+                except CallFailed as exc:
+                    return _lookup_failed(exc, options.base_url), EXIT_ROW_PROBLEMS
                 unreachable = _unreachable(courses, options.base_url)
                 if unreachable:
                     return unreachable, EXIT_ROW_PROBLEMS

@@ -1,0 +1,559 @@
+"""Turn what an HR sheet says into the GUIDs LMS365 knows: courses and sessions.
+
+A course cell is a course's GUID, its visible code (``CourseID``) or its title; a
+sessions cell is session GUIDs, or session titles and start times. The matching
+rules are pure functions of a cell and what LMS365 holds; the reads ask LMS365
+as little as possible: one request per distinct course cell, or one paged read
+of the course list, whichever is fewer, and never one per row.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from batch_enroll.client import COURSE_FIELDS, CallFailed, LmsClient, odata_quote
+from batch_enroll.model import ENROLL, INVALID, OK
+from batch_enroll.pool import map_concurrently
+
+__all__ = [
+    "AMBIGUOUS_COURSE",
+    "AMBIGUOUS_SESSION",
+    "COURSE_NOT_FOUND",
+    "SESSION_NOT_FOUND",
+    "CourseInfo",
+    "CourseRef",
+    "Match",
+    "course_filter",
+    "course_key",
+    "describe",
+    "fetch_courses",
+    "find_courses",
+    "fold",
+    "is_placeholder",
+    "match_course",
+    "match_sessions",
+    "parse_guid",
+    "parse_time",
+    "resolve_frame",
+    "session_guids",
+    "session_label",
+    "session_local_start",
+]
+
+COURSE_NOT_FOUND = "CourseNotFound"
+AMBIGUOUS_COURSE = "AmbiguousCourse"
+SESSION_NOT_FOUND = "SessionNotFound"
+AMBIGUOUS_SESSION = "AmbiguousSession"
+
+#: Candidates an ambiguous course names.
+COURSE_CANDIDATES = 3
+#: Candidates a session message names.
+SESSION_CANDIDATES = 5
+
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_BRACED_GUID = re.compile(r"\{?(" + _GUID + r")\}?")
+# A whole number Excel (or a CSV written from it) shows as 101.0.
+_WHOLE_FLOAT = re.compile(r"([+-]?[0-9]+)\.0+")
+# How today's GUID-only sessions cells are split.
+_GUID_SPLIT = re.compile(r"[;,|\s]+")
+# Titles hold commas and spaces ("Morning, Oslo"), so named sessions split on ; and | only.
+_NAME_SPLIT = re.compile(r"[;|]")
+_WHEN = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[ T]+(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:\.[0-9]*)?)?)?"
+)
+
+
+def parse_guid(text: str) -> str | None:
+    """Return the GUID a cell holds (any case, braces or not) in lower case, or None."""
+    match = _BRACED_GUID.fullmatch(text.strip())
+    if match is None:
+        return None
+    braces = text.strip()
+    if braces.startswith("{") != braces.endswith("}"):
+        return None
+    return match.group(1).lower()
+
+
+def course_key(cell: str) -> str:
+    """Return a course cell as the results show it: a GUID in lower case, ``101.0`` as ``101``."""
+    text = cell.strip()
+    guid = parse_guid(text)
+    if guid is not None:
+        return guid
+    whole = _WHOLE_FLOAT.fullmatch(text)
+    if whole is not None:
+        return whole.group(1)
+    return text
+
+
+def fold(text: str) -> str:
+    """Return the form codes and titles are compared in: no case, single inner spaces."""
+    return " ".join(str(text).split()).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class CourseRef:
+    """What a lookup knows of a course: its GUID, visible code and title."""
+
+    id: str
+    code: str = ""
+    title: str = ""
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> CourseRef | None:
+        """Read a course record; None when it has no usable ``Id``."""
+        guid = parse_guid(str(record.get("Id") or ""))
+        if guid is None:
+            return None
+        code = record.get("CourseID")
+        title = record.get("Title")
+        return cls(guid, "" if code is None else str(code), "" if title is None else str(title))
+
+    def describe(self) -> str:
+        """Name the course for a message: GUID, code and title."""
+        parts = [self.id]
+        if self.code:
+            parts.append(f"code {self.code!r}")
+        if self.title:
+            parts.append(f"title {self.title!r}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The ids a cell names, or why it names none (``error_code``, ``error_message``)."""
+
+    ids: tuple[str, ...] = ()
+    error_code: str = ""
+    error_message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Say whether the cell resolved."""
+        return not self.error_code
+
+
+def _candidates(found: Sequence[CourseRef]) -> str:
+    named = "; ".join(ref.describe() for ref in found[:COURSE_CANDIDATES])
+    more = f"; and {len(found) - COURSE_CANDIDATES} more" if len(found) > COURSE_CANDIDATES else ""
+    return named + more
+
+
+def match_course(cell: str, catalogue: Iterable[CourseRef]) -> Match:
+    """Match one course cell: its GUID, else its code, else its title.
+
+    The code is compared trimmed and without case, the title without case and with
+    inner white space collapsed. A code that several courses share is ambiguous
+    even if a title would match: the sheet's author meant a code.
+    """
+    key = course_key(cell)
+    guid = parse_guid(key)
+    if guid is not None:
+        return Match((guid,))
+    wanted = fold(key)
+    courses = list({ref.id: ref for ref in catalogue}.values())
+    for field, label in (("code", "code"), ("title", "title")):
+        found = [
+            ref for ref in courses if getattr(ref, field) and fold(getattr(ref, field)) == wanted
+        ]
+        if len(found) == 1:
+            return Match((found[0].id,))
+        if found:
+            return Match(
+                error_code=AMBIGUOUS_COURSE,
+                error_message=(
+                    f'{len(found)} courses have the {label} "{key}": {_candidates(found)};'
+                    " write the course's id (GUID) instead"
+                ),
+            )
+    return Match(
+        error_code=COURSE_NOT_FOUND,
+        error_message=f'no course in LMS365 has the id, code or title "{key}"',
+    )
+
+
+def course_filter(cell: str) -> str:
+    """Return the ``$filter`` that finds the courses a cell may name by code or title."""
+    quoted = odata_quote(course_key(cell))
+    return f"CourseID eq {quoted} or Title eq {quoted}"
+
+
+async def find_courses(
+    client: LmsClient, cells: Iterable[str], *, concurrency: int = 8
+) -> dict[str, Match]:
+    """Resolve each distinct course cell; GUID cells need no request.
+
+    Reads the course list (``$select=Id,CourseID,Title``) page by page; when the
+    first page shows that the rest of the list would take more requests than asking
+    once per remaining cell, it asks per cell instead (``CourseID eq ... or Title
+    eq ...``). Matching is always done here, so a server whose ``eq`` minds case
+    or spacing still resolves a title typed differently when the list is read.
+    """
+    keys = sorted({course_key(cell) for cell in cells})
+    answers: dict[str, Match] = {}
+    wanted: list[str] = []
+    for key in keys:
+        guid = parse_guid(key)
+        if guid is not None:
+            answers[key] = Match((guid,))
+        elif key:
+            wanted.append(key)
+    if not wanted:
+        return answers
+    catalogue: list[CourseRef] = []
+    complete = False
+    pages = client.course_pages(select=COURSE_FIELDS, count=True)
+    try:
+        async for page, body in pages:
+            catalogue.extend(_refs(page))
+            if "@odata.nextLink" not in body or not body.get("@odata.nextLink"):
+                complete = True
+                break
+            if not _worth_paging(body, len(catalogue), len(page), len(wanted)):
+                break
+    finally:
+        await pages.aclose()
+    if not complete:
+        # A long catalogue: one filtered read per cell costs fewer requests than the rest.
+        async def by_filter(key: str) -> list[CourseRef]:
+            return _refs(await client.find_courses(course_filter(key)))
+
+        found = await map_concurrently(wanted, by_filter, concurrency=concurrency)
+        for refs in found.values():
+            catalogue.extend(refs)
+    for key in wanted:
+        answers[key] = match_course(key, catalogue)
+    return answers
+
+
+def _refs(items: Iterable[Any]) -> list[CourseRef]:
+    refs = (CourseRef.from_record(item) for item in items if isinstance(item, Mapping))
+    return [ref for ref in refs if ref is not None]
+
+
+def _worth_paging(body: Mapping[str, Any], seen: int, page_size: int, cells: int) -> bool:
+    """Say whether reading the rest of the list takes no more requests than one per cell."""
+    total = body.get("@odata.count")
+    if not isinstance(total, int) or page_size <= 0:
+        return False  # unknown length: asking per cell is bounded, paging may not be
+    remaining = math.ceil(max(0, total - seen) / page_size)
+    return remaining <= cells
+
+
+# -- sessions -----------------------------------------------------------------------------------
+
+
+def is_placeholder(when: datetime | None) -> bool:
+    """Say whether a date is a session group's placeholder (1753 or 9999), not a real one."""
+    return when is not None and (when.year <= 1753 or when.year >= 9999)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Read an ISO-8601 time as LMS365 writes it (``...Z``, 0 to 7 fractional digits).
+
+    None when it is not one; a time without an offset is taken as UTC.
+    """
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def session_local_start(session: Mapping[str, Any]) -> datetime | None:
+    """Return a session's start as its own wall clock shows it (naive).
+
+    ``StartDateLocal`` when LMS365 gives it, else the UTC ``StartDate``; a session
+    group's placeholder dates give None.
+    """
+    # The local time's wall clock is what people read, whatever offset it carries.
+    local = parse_time(session.get("StartDateLocal"))
+    if local is not None:
+        local = local.replace(tzinfo=None)
+    else:
+        start = parse_time(session.get("StartDate"))
+        if start is None:
+            return None
+        local = start.astimezone(UTC).replace(tzinfo=None)
+    return None if is_placeholder(local) else local
+
+
+def _is_group(session: Mapping[str, Any]) -> bool:
+    return session.get("IsGroup") is True
+
+
+def session_label(session: Mapping[str, Any]) -> str:
+    """Name a session for people: its title and local start, or that it is a group."""
+    title = str(session.get("Title") or session.get("Id") or "")
+    if _is_group(session):
+        return f"{title} (session group)"
+    start = session_local_start(session)
+    return f"{title} ({start:%Y-%m-%d %H:%M})" if start is not None else title
+
+
+def session_guids(cell: str) -> list[str] | None:
+    """Return a sessions cell's GUIDs, in order and once each, or None if a token is not one."""
+    ids: list[str] = []
+    for token in _GUID_SPLIT.split(cell.strip()):
+        if not token:
+            continue
+        guid = parse_guid(token)
+        if guid is None:
+            return None
+        if guid not in ids:
+            ids.append(guid)
+    return ids
+
+
+def _listing(sessions: Sequence[Mapping[str, Any]]) -> str:
+    shown = "; ".join(session_label(s) for s in sessions[:SESSION_CANDIDATES])
+    more = len(sessions) - SESSION_CANDIDATES
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _match_part(part: str, sessions: Sequence[Mapping[str, Any]]) -> Match:
+    guid = parse_guid(part)
+    if guid is not None:
+        return Match((guid,))  # whether it belongs to the course is a session rule
+    wanted = fold(part)
+    titled = [s for s in sessions if fold(str(s.get("Title") or "")) == wanted]
+    if len(titled) == 1:
+        return Match((str(titled[0].get("Id", "")).lower(),))
+    if titled:
+        return Match(
+            error_code=AMBIGUOUS_SESSION,
+            error_message=(
+                f'{len(titled)} sessions are called "{part}": {_listing(titled)};'
+                " name one by its start time (YYYY-MM-DD HH:MM) or id"
+            ),
+        )
+    when = _WHEN.fullmatch(part.strip())
+    if when is not None:
+        dated = [s for s in sessions if not _is_group(s) and session_local_start(s) is not None]
+        day = when.group("date")
+        if when.group("hour") is None:
+            found = [s for s in dated if f"{session_local_start(s):%Y-%m-%d}" == day]
+            what = f"start on {day}"
+            hint = " name one by its start time (YYYY-MM-DD HH:MM), title or id"
+        else:
+            moment = f"{day} {int(when.group('hour')):02d}:{when.group('minute')}"
+            found = [s for s in dated if f"{session_local_start(s):%Y-%m-%d %H:%M}" == moment]
+            what = f"start at {moment}"
+            hint = " name one by its title or id"
+        if len(found) == 1:
+            return Match((str(found[0].get("Id", "")).lower(),))
+        if found:
+            return Match(
+                error_code=AMBIGUOUS_SESSION,
+                error_message=f"{len(found)} sessions {what}: {_listing(found)};{hint}",
+            )
+        return Match(
+            error_code=SESSION_NOT_FOUND,
+            error_message=(
+                f"no session of this course starts at {part.strip()!r} (its own local time);"
+                f" its sessions: {_listing(list(sessions)) or 'none'}"
+            ),
+        )
+    return Match(
+        error_code=SESSION_NOT_FOUND,
+        error_message=(
+            f'no session of this course is called "{part}";'
+            f" its sessions: {_listing(list(sessions)) or 'none'}"
+        ),
+    )
+
+
+def match_sessions(cell: str, sessions: Sequence[Mapping[str, Any]]) -> Match:
+    """Match a sessions cell within one course's sessions (session groups included).
+
+    A cell of GUIDs only is taken as it is. Otherwise each part between ``;`` or
+    ``|`` is a session GUID, a title (no case), a start date ``YYYY-MM-DD`` (when
+    only one session starts that day) or a start ``YYYY-MM-DD HH:MM`` in the
+    session's own local time. The first part that names no session, or several,
+    makes the whole cell fail.
+    """
+    guids = session_guids(cell)
+    if guids is not None:
+        return Match(tuple(guids))
+    ids: list[str] = []
+    for part in _NAME_SPLIT.split(cell):
+        if not part.strip():
+            continue
+        found = _match_part(part.strip(), sessions)
+        if not found.ok:
+            return found
+        for session_id in found.ids:
+            if session_id not in ids:
+                ids.append(session_id)
+    return Match(tuple(ids))
+
+
+# -- courses' metadata --------------------------------------------------------------------------
+
+ILT_TYPES = frozenset({"ClassRoom", "Webinar"})
+
+
+@dataclass(frozen=True, slots=True)
+class CourseInfo:
+    """What the session rules need of a course; ``found`` is False for a 404."""
+
+    course_id: str
+    found: bool
+    error: str = ""
+    metadata: Mapping[str, Any] | None = None
+    #: The read failed without any answer from LMS365 (no connection, no reply).
+    unreachable: bool = False
+
+    @property
+    def is_ilt(self) -> bool:
+        """Say whether the course is instructor-led (classroom or webinar)."""
+        return (self.metadata or {}).get("CourseType") in ILT_TYPES
+
+    @property
+    def session_mode(self) -> str:
+        """Return EnrollToSingle, EnrollToMultiple or EnrollToAll."""
+        mode = (self.metadata or {}).get("CourseSessionEnrollmentType")
+        return str(mode) if mode else "EnrollToSingle"
+
+    @property
+    def title(self) -> str:
+        """Return the course's title, or an empty string."""
+        title = (self.metadata or {}).get("Title")
+        return "" if title is None else str(title)
+
+    @property
+    def name(self) -> str:
+        """Name the course in a message: its title in quotes, else its id."""
+        return f'"{self.title}"' if self.title else self.course_id
+
+    def session_list(self) -> list[Mapping[str, Any]]:
+        """Return the course's sessions and session groups."""
+        found = (self.metadata or {}).get("CourseSessions") or []
+        return [session for session in found if isinstance(session, Mapping)]
+
+    def sessions(self) -> dict[str, Mapping[str, Any]]:
+        """Map each session's lower-case id to its record."""
+        return {str(s.get("Id", "")).lower(): s for s in self.session_list()}
+
+
+async def fetch_courses(
+    client: LmsClient, course_ids: Iterable[str], *, concurrency: int = 8
+) -> dict[str, CourseInfo]:
+    """Read each course once (``$expand=CourseSessions``), several at a time."""
+
+    async def read(course_id: str) -> CourseInfo:
+        try:
+            metadata = await client.get_course(course_id)
+        except CallFailed as exc:
+            no_answer = exc.outcome.http_status is None
+            return CourseInfo(course_id, True, error=str(exc), unreachable=no_answer)
+        return CourseInfo(course_id, metadata is not None, metadata=metadata)
+
+    return await map_concurrently(sorted(set(course_ids)), read, concurrency=concurrency)
+
+
+# -- the sheet ----------------------------------------------------------------------------------
+
+
+def _set_verdicts(
+    frame: pd.DataFrame, rows: pd.Series[bool], verdicts: pd.Series[Any], *, column: str
+) -> None:
+    """Write each row's resolved id, or mark it invalid with the reason, from per-row Matches."""
+    if not rows.any():
+        return
+    picked = verdicts[rows]
+    good = picked.map(lambda m: m.ok)
+    ok_index = good[good].index
+    bad_index = good[~good].index
+    if len(ok_index):
+        frame.loc[ok_index, column] = picked[ok_index].map(lambda m: ";".join(m.ids))
+    if len(bad_index):
+        frame.loc[bad_index, "status"] = INVALID
+        frame.loc[bad_index, "error_code"] = picked[bad_index].map(lambda m: m.error_code)
+        frame.loc[bad_index, "error_message"] = picked[bad_index].map(lambda m: m.error_message)
+
+
+async def resolve_frame(
+    client: LmsClient, frame: pd.DataFrame, *, concurrency: int = 8
+) -> dict[str, CourseInfo]:
+    """Resolve the clean rows' courses and sessions to GUIDs; return each course read.
+
+    Fills ``_course`` (the course GUID) and ``_sessions`` (session GUIDs joined by
+    ``;``); a cell that names no course or session, or several, makes its row
+    ``invalid``. Works per distinct cell, never per row.
+    """
+    clean = frame["status"] == OK
+    if not clean.any():
+        return {}
+    keys = frame["_course_key"].astype(str)
+    lookup = clean & (frame["_course"].astype(str) == "")
+    if lookup.any():
+        answers = await find_courses(
+            client, keys[lookup].unique().tolist(), concurrency=concurrency
+        )
+        _set_verdicts(frame, lookup, keys.map(answers), column="_course")
+    clean = frame["status"] == OK
+    courses = await fetch_courses(
+        client, frame.loc[clean, "_course"].astype(str).unique().tolist(), concurrency=concurrency
+    )
+    named = clean & (frame["_session_cell"].astype(str) != "") & (frame["_action"] == ENROLL)
+    if named.any():
+        pairs = frame.loc[named, ["_course", "_session_cell"]].astype(str)
+        matches: dict[tuple[str, str], Match] = {}
+        for course_id, cell in set(zip(pairs["_course"], pairs["_session_cell"], strict=True)):
+            info = courses.get(course_id)
+            if info is None or not info.found or not info.is_ilt:
+                continue  # the session rules say what is wrong with these rows
+            if info.error:
+                matches[(course_id, cell)] = Match(
+                    error_code="CourseNotRead",
+                    error_message=(
+                        f"course {info.name} could not be read to find the sessions"
+                        f' "{cell}" ({info.error})'
+                    ),
+                )
+            else:
+                matches[(course_id, cell)] = match_sessions(cell, info.session_list())
+        verdicts = pd.Series(
+            [
+                matches.get((c, s))
+                for c, s in zip(pairs["_course"], pairs["_session_cell"], strict=True)
+            ],
+            index=pairs.index,
+            dtype=object,
+        )
+        has = pd.Series(False, index=frame.index)
+        has[verdicts.index] = verdicts.notna().to_numpy()
+        _set_verdicts(frame, has, verdicts.reindex(frame.index), column="_sessions")
+    return courses
+
+
+def describe(frame: pd.DataFrame, courses: Mapping[str, CourseInfo]) -> pd.DataFrame:
+    """Add ``lms_course_id``, ``course_title`` and ``session_titles``: what each row became."""
+    course_ids = frame["_course"].astype(str)
+    sessions = frame["_sessions"].astype(str)
+    titles: dict[str, str] = {cid: info.title for cid, info in courses.items()}
+    frame["lms_course_id"] = course_ids
+    frame["course_title"] = course_ids.map(lambda cid: titles.get(cid, ""))
+    labels: dict[tuple[str, str], str] = {}
+    for cid, joined in set(zip(course_ids, sessions, strict=True)):
+        info = courses.get(cid)
+        if not joined or info is None:
+            labels[(cid, joined)] = ""
+            continue
+        known = info.sessions()
+        labels[(cid, joined)] = "; ".join(
+            session_label(known[s]) if s in known else s for s in joined.split(";") if s
+        )
+    frame["session_titles"] = [labels[(c, s)] for c, s in zip(course_ids, sessions, strict=True)]
+    return frame
