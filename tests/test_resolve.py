@@ -127,8 +127,10 @@ def test_match_course_by_guid_code_then_title(cell: str, course: str) -> None:
 def test_match_course_refuses_a_shared_title_naming_the_candidates() -> None:
     found = match_course("ONBOARDING", CATALOGUE)
     assert found.error_code == AMBIGUOUS_COURSE
-    assert DUP_A in found.error_message and DUP_B in found.error_message
-    assert "HR-1" in found.error_message and "HR-2" in found.error_message
+    assert DUP_A in found.error_message
+    assert DUP_B in found.error_message
+    assert "HR-1" in found.error_message
+    assert "HR-2" in found.error_message
 
 
 def test_match_course_refuses_a_shared_code_even_if_a_title_would_match() -> None:
@@ -371,7 +373,8 @@ async def test_resolve_frame_works_per_distinct_cell_and_fills_what_rows_became(
     check_sessions(frame, courses)
     assert (tenant.list_reads, tenant.filter_reads) == (1, 0)
     assert tenant.course_reads == [SAF]  # once, for 203 rows naming it three ways
-    assert frame.loc[0, "_course"] == SAF and frame.loc[0, "_sessions"] == MORNING
+    assert frame.loc[0, "_course"] == SAF
+    assert frame.loc[0, "_sessions"] == MORNING
     assert frame.loc[0, "session_titles"] == "Morning, Oslo (2026-12-01 09:00)"
     assert frame.loc[0, "course_title"] == "Workplace Safety Basics"
     assert frame.loc[200, "_sessions"] == AFTERNOON
