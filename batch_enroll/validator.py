@@ -331,6 +331,21 @@ def _full(record: Mapping[str, Any]) -> bool:
     return seats is not None and seats[1] >= seats[0]
 
 
+def _course_seats(info: CourseInfo) -> Mapping[str, Any]:
+    """Return an EnrollToAll course's seats: its own limit, taken as its busiest session's."""
+    meta = info.metadata or {}
+    taken = meta.get("TakenSeatsCount")
+    if taken is None:
+        counts = [
+            s.get("TakenSeatsCount", s.get("AttendeesCount"))
+            for s in info.session_list()
+            if s.get("IsGroup") is not True
+        ]
+        numbers = [c for c in counts if isinstance(c, int) and not isinstance(c, bool)]
+        taken = max(numbers) if numbers else None
+    return {"MaxAttendees": meta.get("MaxAttendees"), "TakenSeatsCount": taken}
+
+
 def _waiting_list(info: CourseInfo) -> bool:
     return (info.metadata or {}).get("WaitingListEnabled") is True
 
@@ -395,7 +410,7 @@ def _verdict_for(
                 f"the enrollment deadline of course {name} has passed",
                 "",
             )
-        if _full(meta):
+        if _full(_course_seats(info)):
             return _full_verdict(info, f"course {name}", ignore_max=ignore_max) or (OK, "", "", "")
         return OK, "", "", ""
     if not sessions:
