@@ -584,8 +584,9 @@ def check_sessions(
 
 
 def jobs_from(frame: pd.DataFrame) -> list[Job]:
-    """Build one job per row that may be sent (``ok`` or ``warning``)."""
-    sendable = frame[frame["status"].isin((OK, WARNING))]
+    """Build one job per row that may be sent (``ok`` or ``warning``, its course resolved)."""
+    # A course cell never resolved to a GUID (an offline check only) is never sent.
+    sendable = frame[frame["status"].isin((OK, WARNING)) & (frame["_course"].astype(str) != "")]
     if sendable.empty:
         return []
     n = len(sendable)
