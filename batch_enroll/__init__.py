@@ -18,9 +18,9 @@ from batch_enroll.model import Job, RowResult
 from batch_enroll.pool import StopControl, send_jobs
 from batch_enroll.ratelimit import RateLimiter
 from batch_enroll.reporter import Summary, render_summary, results_frame, write_csv
-from batch_enroll.resolve import resolve_frame
+from batch_enroll.resolve import fetch_courses, resolve_frame
 from batch_enroll.runner import ConfigError, RunOptions, resolve_base_url, run_sheet, validate_sheet
-from batch_enroll.validator import check_offline, check_sessions, fetch_courses, jobs_from
+from batch_enroll.validator import check_offline, check_sessions, jobs_from
 
 __all__ = [
     "AuthFailure",

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from batch_enroll.client import CLAIMS_PREFIX, CallFailed, LmsClient, login_key
+from batch_enroll.ids import parse_time
 from batch_enroll.journal import Journal, JournalState
 from batch_enroll.model import (
     ALREADY_ENROLLED,
@@ -27,7 +28,6 @@ from batch_enroll.model import (
     RowResult,
 )
 from batch_enroll.pool import map_concurrently
-from batch_enroll.resolve import parse_time
 
 __all__ = ["Held", "read_held", "resolve_users", "settle"]
 

@@ -19,6 +19,14 @@ from typing import Any
 import pandas as pd
 
 from batch_enroll.client import COURSE_FIELDS, CallFailed, LmsClient, odata_quote
+from batch_enroll.ids import (
+    course_key,
+    fold,
+    is_placeholder,
+    parse_guid,
+    parse_time,
+    session_guids,
+)
 from batch_enroll.model import ENROLL, INVALID, OK
 from batch_enroll.pool import map_concurrently
 
@@ -57,46 +65,12 @@ COURSE_CANDIDATES = 3
 #: Candidates a session message names.
 SESSION_CANDIDATES = 5
 
-_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_BRACED_GUID = re.compile(r"\{?(" + _GUID + r")\}?")
-# A whole number Excel (or a CSV written from it) shows as 101.0.
-_WHOLE_FLOAT = re.compile(r"([+-]?[0-9]+)\.0+")
-# How today's GUID-only sessions cells are split.
-_GUID_SPLIT = re.compile(r"[;,|\s]+")
 # Titles hold commas and spaces ("Morning, Oslo"), so named sessions split on ; and | only.
 _NAME_SPLIT = re.compile(r"[;|]")
 _WHEN = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
     r"(?:[ T]+(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:\.[0-9]*)?)?)?"
 )
-
-
-def parse_guid(text: str) -> str | None:
-    """Return the GUID a cell holds (any case, braces or not) in lower case, or None."""
-    match = _BRACED_GUID.fullmatch(text.strip())
-    if match is None:
-        return None
-    braces = text.strip()
-    if braces.startswith("{") != braces.endswith("}"):
-        return None
-    return match.group(1).lower()
-
-
-def course_key(cell: str) -> str:
-    """Return a course cell as the results show it: a GUID in lower case, ``101.0`` as ``101``."""
-    text = cell.strip()
-    guid = parse_guid(text)
-    if guid is not None:
-        return guid
-    whole = _WHOLE_FLOAT.fullmatch(text)
-    if whole is not None:
-        return whole.group(1)
-    return text
-
-
-def fold(text: str) -> str:
-    """Return the form codes and titles are compared in: no case, single inner spaces."""
-    return " ".join(str(text).split()).casefold()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,25 +225,6 @@ def _worth_paging(body: Mapping[str, Any], seen: int, page_size: int, cells: int
 # -- sessions -----------------------------------------------------------------------------------
 
 
-def is_placeholder(when: datetime | None) -> bool:
-    """Say whether a date is a session group's placeholder (1753 or 9999), not a real one."""
-    return when is not None and (when.year <= 1753 or when.year >= 9999)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Read an ISO-8601 time as LMS365 writes it (``...Z``, 0 to 7 fractional digits).
-
-    None when it is not one; a time without an offset is taken as UTC.
-    """
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def session_local_start(session: Mapping[str, Any]) -> datetime | None:
     """Return a session's start as its own wall clock shows it (naive).
 
@@ -299,20 +254,6 @@ def session_label(session: Mapping[str, Any]) -> str:
         return f"{title} (session group)"
     start = session_local_start(session)
     return f"{title} ({start:%Y-%m-%d %H:%M})" if start is not None else title
-
-
-def session_guids(cell: str) -> list[str] | None:
-    """Return a sessions cell's GUIDs, in order and once each, or None if a token is not one."""
-    ids: list[str] = []
-    for token in _GUID_SPLIT.split(cell.strip()):
-        if not token:
-            continue
-        guid = parse_guid(token)
-        if guid is None:
-            return None
-        if guid not in ids:
-            ids.append(guid)
-    return ids
 
 
 def _listing(sessions: Sequence[Mapping[str, Any]]) -> str:

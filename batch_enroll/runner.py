@@ -56,7 +56,7 @@ from batch_enroll.reporter import (
     write_csv,
     write_summary_json,
 )
-from batch_enroll.resolve import CourseInfo, resolve_frame
+from batch_enroll.resolve import CourseInfo, describe, resolve_frame
 from batch_enroll.validator import check_offline, check_sessions, jobs_from
 
 __all__ = [
@@ -305,6 +305,7 @@ async def _send(run: _Run, stop: StopControl) -> _Outcome:
             # Every row would only fail its retries one by one; say so once instead.
             return _Outcome(results, PoolEnd.FAILED, unreachable)
         check_sessions(checked, courses, require_session=options.require_session)
+        describe(checked, courses)
         try:
             if options.resolve_users:
                 await resolve_users(client, checked)
@@ -589,6 +590,7 @@ def validate_sheet(
                 if unreachable:
                     return unreachable, EXIT_ROW_PROBLEMS
                 check_sessions(checked, courses, require_session=options.require_session)
+                describe(checked, courses)
                 return "", None
 
         stopped, exit_override = anyio.run(online)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from batch_enroll.client import canonical_login, login_key
+from batch_enroll.ids import course_key, fold, is_placeholder, parse_guid, parse_time, session_guids
 from batch_enroll.model import (
     DUPLICATE,
     ENROLL,
@@ -25,23 +26,13 @@ from batch_enroll.model import (
     Job,
     carried_name,
 )
-from batch_enroll.resolve import (
-    CourseInfo,
-    course_key,
-    describe,
-    fetch_courses,
-    fold,
-    is_placeholder,
-    parse_guid,
-    parse_time,
-    session_guids,
-)
+
+if TYPE_CHECKING:
+    from batch_enroll.resolve import CourseInfo
 
 __all__ = [
-    "CourseInfo",
     "check_offline",
     "check_sessions",
-    "fetch_courses",
     "jobs_from",
     "mark_duplicates",
     "parse_bool",
@@ -512,14 +503,13 @@ def check_sessions(
     """Apply the contract's session rules to the rows still ``ok``; return the frame.
 
     Rows are first compared by the GUIDs they resolved to, so two rows naming
-    the same course and session differently are one booking; at the end each
-    row gains what it became (``lms_course_id``, ``course_title``, ``session_titles``).
+    the same course and session differently are one booking.
     """
     now = now or datetime.now(UTC)
     mark_duplicates(frame)
     clean = frame.index[frame["status"] == OK]
     if len(clean) == 0:
-        return describe(frame, courses)
+        return frame
     statuses = frame["status"].to_numpy(dtype=object, copy=True)
     codes = frame["error_code"].to_numpy(dtype=object, copy=True)
     messages = frame["error_message"].to_numpy(dtype=object, copy=True)
@@ -580,7 +570,7 @@ def check_sessions(
     frame["error_code"] = codes
     frame["error_message"] = messages
     frame["warnings"] = warnings
-    return describe(frame, courses)
+    return frame
 
 
 def jobs_from(frame: pd.DataFrame) -> list[Job]:

@@ -21,6 +21,7 @@ from batch_enroll.resolve import (
     CourseRef,
     course_filter,
     course_key,
+    describe,
     find_courses,
     fold,
     match_course,
@@ -371,6 +372,7 @@ async def test_resolve_frame_works_per_distinct_cell_and_fills_what_rows_became(
     async with client_for(tenant) as client:
         courses = await resolve_frame(client, frame)
     check_sessions(frame, courses)
+    describe(frame, courses)
     assert (tenant.list_reads, tenant.filter_reads) == (1, 0)
     assert tenant.course_reads == [SAF]  # once, for 203 rows naming it three ways
     assert frame.loc[0, "_course"] == SAF

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from batch_enroll.model import DUPLICATE, INVALID, OK, UNENROLL, WARNING
-from batch_enroll.validator import CourseInfo, check_offline, check_sessions, jobs_from
+from batch_enroll.resolve import CourseInfo
+from batch_enroll.validator import check_offline, check_sessions, jobs_from
 
 S1 = "11111111-1111-1111-1111-111111111111"
 S2 = "22222222-2222-2222-2222-222222222222"
@@ -253,7 +254,9 @@ def test_session_cells_split_on_any_separator_and_normalise() -> None:
 
 def test_a_session_cell_with_names_is_left_for_matching() -> None:
     frame = check_offline(
-        sheet({"course_id": cid(4), "user_login_name": "a@b.co", "course_session_ids": f"{S1};nope"})
+        sheet(
+            {"course_id": cid(4), "user_login_name": "a@b.co", "course_session_ids": f"{S1};nope"}
+        )
     )
     assert frame.at[0, "status"] == OK
     assert frame.at[0, "_sessions"] == ""
