@@ -155,9 +155,18 @@ def match_course(cell: str, catalogue: Iterable[CourseRef]) -> Match:
 
 
 def course_filter(cell: str) -> str:
-    """Return the ``$filter`` that finds the courses a cell may name by code or title."""
-    quoted = odata_quote(course_key(cell))
-    return f"CourseID eq {quoted} or Title eq {quoted}"
+    """Return the ``$filter`` that finds the courses a cell may name by code or title.
+
+    The code is the trimmed cell; the title is also asked with its inner white
+    space collapsed, as a person retyping it would mean.
+    """
+    key = course_key(cell)
+    quoted = odata_quote(key)
+    clauses = [f"CourseID eq {quoted}", f"Title eq {quoted}"]
+    collapsed = " ".join(key.split())
+    if collapsed != key:
+        clauses.append(f"Title eq {odata_quote(collapsed)}")
+    return " or ".join(clauses)
 
 
 async def find_courses(
@@ -165,11 +174,12 @@ async def find_courses(
 ) -> dict[str, Match]:
     """Resolve each distinct course cell; GUID cells need no request.
 
-    Reads the course list (``$select=Id,CourseID,Title``) page by page; when the
-    first page shows that the rest of the list would take more requests than asking
-    once per remaining cell, it asks per cell instead (``CourseID eq ... or Title
-    eq ...``). Matching is always done here, so a server whose ``eq`` minds case
-    or spacing still resolves a title typed differently when the list is read.
+    One cell to look up: one filtered read (``CourseID eq ... or Title eq ...``).
+    More: the course list (``$select=Id,CourseID,Title``), which is one page on
+    nearly every tenant; when its first page shows that the rest would take more
+    requests than one per cell, each cell is asked for instead. The server's
+    answers are matched here by the rules of ``match_course``, so a list read also
+    resolves a title typed with other case or spacing.
     """
     keys = sorted({course_key(cell) for cell in cells})
     answers: dict[str, Match] = {}
@@ -184,19 +194,20 @@ async def find_courses(
         return answers
     catalogue: list[CourseRef] = []
     complete = False
-    pages = client.course_pages(select=COURSE_FIELDS, count=True)
-    try:
-        async for page, body in pages:
-            catalogue.extend(_refs(page))
-            if "@odata.nextLink" not in body or not body.get("@odata.nextLink"):
-                complete = True
-                break
-            if not _worth_paging(body, len(catalogue), len(page), len(wanted)):
-                break
-    finally:
-        await pages.aclose()
+    if len(wanted) > 1:
+        pages = client.course_pages(select=COURSE_FIELDS, count=True)
+        try:
+            async for page, body in pages:
+                catalogue.extend(_refs(page))
+                if not body.get("@odata.nextLink"):
+                    complete = True
+                    break
+                if not _worth_paging(body, len(catalogue), len(page), len(wanted)):
+                    break
+        finally:
+            await pages.aclose()
     if not complete:
-        # A long catalogue: one filtered read per cell costs fewer requests than the rest.
+
         async def by_filter(key: str) -> list[CourseRef]:
             return _refs(await client.find_courses(course_filter(key)))
 

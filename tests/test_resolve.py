@@ -160,6 +160,12 @@ def test_course_filter_doubles_quotes() -> None:
     )
 
 
+def test_course_filter_also_asks_for_the_title_with_single_spaces() -> None:
+    assert course_filter(" Fire  Warden ") == (
+        "CourseID eq 'Fire  Warden' or Title eq 'Fire  Warden' or Title eq 'Fire Warden'"
+    )
+
+
 @pytest.mark.parametrize(
     ("cell", "ids"),
     [
@@ -247,8 +253,10 @@ class Tenant:
         flt = query.get("$filter")
         if flt is not None:
             self.filter_reads += 1
-            text = flt.split(" eq ", 1)[1].split(" or ", 1)[0][1:-1].replace("''", "'")
-            found = [r for r in self.refs if text in (r.code, r.title)]
+            texts = {
+                clause.split(" eq ", 1)[1][1:-1].replace("''", "'") for clause in flt.split(" or ")
+            }
+            found = [r for r in self.refs if texts & {r.code, r.title}]
             return httpx.Response(200, json={"value": [course_record(r) for r in found]})
         self.list_reads += 1
         skip = int(query.get("$skip", "0"))
@@ -309,6 +317,15 @@ async def test_guid_cells_need_no_lookup() -> None:
     assert found[SAF].ids == (SAF,)
     assert found[FORK].ids == (FORK,)
     assert tenant.list_reads == tenant.filter_reads == 0
+
+
+@pytest.mark.anyio
+async def test_a_single_cell_is_one_filtered_read() -> None:
+    tenant = Tenant(CATALOGUE)
+    async with client_for(tenant) as client:
+        found = await find_courses(client, ["Workplace  Safety Basics", SAF])
+    assert found["Workplace  Safety Basics"].ids == (SAF,)
+    assert (tenant.list_reads, tenant.filter_reads) == (0, 1)
 
 
 @pytest.mark.anyio
