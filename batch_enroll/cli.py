@@ -330,6 +330,19 @@ def validate(
     sys.exit(summary.exit_code)
 
 
+def _parse_renames(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """Read ``--rename-field OLD=NEW`` values into a mapping."""
+    renames: dict[str, str] = {}
+    for value in values:
+        old, sep, new = (part.strip() for part in value.partition("="))
+        if not sep or not old or not new:
+            raise click.BadParameter(f"{value!r} is not OLD=NEW, e.g. Title=Name")
+        renames[old] = new
+    return renames
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8365, show_default=True)
@@ -366,6 +379,15 @@ def validate(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Courses, sessions, users and keys as JSON (default: the bundled sample).",
 )
+@click.option(
+    "--rename-field",
+    "rename_fields",
+    multiple=True,
+    metavar="OLD=NEW",
+    callback=_parse_renames,
+    help="Rename a field in every course and session served (repeatable), to mimic a tenant "
+    "whose JSON differs.",
+)
 def simulate(
     host: str,
     port: int,
@@ -374,6 +396,7 @@ def simulate(
     fault_rate: float,
     drop_rate: float,
     catalog: Path | None,
+    rename_fields: dict[str, str],
 ) -> None:
     """Serve a local simulator of the LMS365 API until Ctrl+C."""
     from batch_enroll.simulator import create_app, load_catalog, serve
@@ -388,6 +411,7 @@ def simulate(
         rate_limit=rate_limit or None,
         fault_rate=fault_rate,
         drop_rate=drop_rate,
+        rename_fields=rename_fields,
     )
     click.echo(f"LMS365 simulator on http://{host}:{port} (Ctrl+C to stop)", err=True)
     try:

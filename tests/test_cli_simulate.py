@@ -13,6 +13,10 @@ import httpx
 
 from tests.conftest import FULL_KEY, SAMPLE_CATALOG
 
+# Workplace Safety Basics and Forklift Safety Workshop in the sample catalog.
+SAFETY = "ac661ba6-a93b-4efe-ae1e-a7dec2d0bdcb"
+FORKLIFT = "b885f275-273e-419c-9f53-dc399e6f2780"
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -36,6 +40,10 @@ def test_simulate_serves_the_contract_until_stopped() -> None:
             "1000",
             "--catalog",
             str(SAMPLE_CATALOG),
+            "--rename-field",
+            "TakenSeatsCount=AttendeesCount",
+            "--rename-field",
+            " CourseID = Code ",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -52,16 +60,23 @@ def test_simulate_serves_the_contract_until_stopped() -> None:
                 assert time.monotonic() < deadline, "the simulator never came up"
                 time.sleep(0.1)
         auth = ("api", FULL_KEY)
-        course = httpx.get(f"{base}/odata/v2/Courses(103)?$expand=CourseSessions", auth=auth)
+        course = httpx.get(f"{base}/odata/v2/Courses({FORKLIFT})?$expand=CourseSessions", auth=auth)
         assert course.status_code == 200
-        assert len(course.json()["CourseSessions"]) == 3
+        assert course.json()["Code"] == "FLT-201"  # renamed from CourseID
+        assert "CourseID" not in course.json()
+        sessions = course.json()["CourseSessions"]
+        assert len(sessions) == 4
+        assert all("AttendeesCount" in s and "TakenSeatsCount" not in s for s in sessions)
         enrolled = httpx.post(
-            f"{base}/odata/v2/Courses(101)/Enroll",
+            f"{base}/odata/v2/Courses({SAFETY})/Enroll",
             json={"userLoginName": "noah.kim@contoso.com"},
             auth=auth,
         )
         assert enrolled.status_code == 201
-        assert httpx.get(f"{base}/odata/v2/Courses(101)", auth=("api", "nope")).status_code == 401
+        assert (
+            httpx.get(f"{base}/odata/v2/Courses({SAFETY})", auth=("api", "nope")).status_code == 401
+        )
+        assert httpx.get(f"{base}/odata/v2/Courses(101)", auth=auth).status_code == 400
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=15)
@@ -79,4 +94,16 @@ def test_simulate_rejects_a_bad_catalog(tmp_path) -> None:  # type: ignore[no-un
     )
     assert done.returncode == 2
     assert b"catalog.json" in done.stderr
+    assert b"Traceback" not in done.stderr
+
+
+def test_simulate_rejects_a_bad_rename() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "batch_enroll", "simulate", "--rename-field", "Title"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert b"OLD=NEW" in done.stderr
     assert b"Traceback" not in done.stderr

@@ -7,14 +7,21 @@ machinery shows up there. It runs under uvicorn (see ``server.py``) and in-proce
 
 Routes (the ``/odata/`` ones are throttled, delayed, fault-injected and authenticated)::
 
-    GET  /odata/v2/Courses({Id})[?$expand=CourseSessions]
+    GET  /odata/v2/Courses[?$filter&$select&$top&$skip&$count=true&$expand=CourseSessions]
+    GET  /odata/v2/Courses({Id})[?$expand=CourseSessions&$select=...]
     POST /odata/v2/Courses({Id})/Enroll
     POST /odata/v2/Courses({Id})/Unenroll
-    GET  /odata/v2/Enrollments[?$filter=CourseId eq N and UserLoginName eq '...'][&$top&$skip]
+    GET  /odata/v2/Enrollments[?$filter=CourseId eq <guid> and UserLoginName eq '...'][&$top&$skip]
     GET  /odata/v2/Users[?$filter=Email eq '...' | LoginName eq '...']
     GET  /_sim/stats          counters (no auth, no throttle, no delay)
     GET  /_sim/enrollments    enrollments held now, and how often each was created
     POST /_sim/reset          back to the catalog's state, counters cleared
+
+Keys are unquoted GUIDs (``Courses(65c61b1a-04c1-46e6-9d6e-41576a0ce14f)``, any case); filters
+take ``eq`` joined by ``and``/``or`` with parentheses, string literals in quotes (``''`` escapes
+a quote) and GUID literals unquoted. String comparisons ignore case, as LMS365's database does;
+``UserLoginName`` also ignores the claims prefix, because LMS365 stores ``i:0#.f|membership|<upn>``
+whatever form the login was enrolled with.
 
 Order of checks for an ``/odata/`` request, first failure wins:
 
@@ -22,29 +29,39 @@ Order of checks for an ``/odata/`` request, first failure wins:
    with ``Retry-After``; a throttled request has no effect;
 2. latency: wait ``latency_ms`` (throttled answers wait too: they cross the same network);
 3. fault: with ``fault_rate``, a random 500/502/503/504 with no effect;
-4. auth: missing or wrong key -> 401 ``Unauthorized``;
+4. auth: missing or wrong key -> 401 ``Unauthorized`` (only the password counts);
 5. route: unknown path -> 404 ``NotFound``, wrong method -> 405 ``MethodNotAllowed``;
 6. access: a ReadOnly key on POST -> 403 ``Forbidden``;
-7. request syntax: non-integer course id, bad JSON body, missing ``userLoginName``,
-   malformed ``$filter`` -> 400 ``BadRequest``;
+7. request syntax: a key that is not a GUID (``Courses(101)``), bad JSON body, missing
+   ``userLoginName``, malformed ``$filter``/``$select``/``$top`` -> 400 ``BadRequest``;
 8. course: unknown -> 404 ``CourseNotFound``; for Enroll, deleted, ended or unpublished
    -> 400 ``CourseNotAvailable``;
 9. user: ``userLoginName`` names no user or group -> 404 ``UserNotFound``;
-10. sessions (Enroll): sessions on a course without them, or an id that is not one of the
-    course's -> 400 ``InvalidCourseSession``; more than one for EnrollToSingle -> 400
-    ``TooManySessions``; a session ended or past its registration deadline -> 400
-    ``SessionClosed``;
-11. already enrolled (Enroll): an Active or Pending enrollment in the course -> 409
+10. sessions (Enroll): sessions on an e-learning course or training plan, or an id that is not
+    one of the course's -> 400 ``InvalidCourseSession``; more than one (a session group counts
+    as one) for EnrollToSingle, or any for EnrollToAll -> 400 ``TooManySessions``; none where
+    ``IsEnrollmentWithoutSessionsAllowed`` is false -> 400 ``SessionRequired``; a session that
+    ended or is past its ``EnrollmentDeadline`` (for EnrollToAll: the course's deadline)
+    -> 400 ``SessionClosed``. A group's placeholder dates never count as ended;
+11. already enrolled (Enroll): an Active, Pending or WaitingList enrollment in the course -> 409
     ``UserAlreadyEnrolled``; not enrolled (Unenroll) -> 400 ``UserNotEnrolled``;
-12. seats (Enroll): a chosen session is full and not ``ignoreMaxAttendees`` -> 400
-    ``MaxAttendeesReached``;
-13. success: 201 with the enrollment (Enroll) or 204 (Unenroll); with ``drop_rate`` an Enroll
+12. cap (Enroll): the course already holds ``max_enrollments_per_course`` users -> 400
+    ``MaxEnrollmentsReached``;
+13. seats (Enroll): a chosen session (for EnrollToAll: the course) is full, i.e.
+    ``TakenSeatsCount >= MaxAttendees`` with a limit above 0: with ``WaitingListEnabled`` the
+    person goes on the waiting list (2xx, ``RegistrationStatus`` ``"WaitingList"``, no seat
+    taken), else 400 ``MaxAttendeesReached`` unless ``ignoreMaxAttendees``;
+14. success: 201 with the enrollment (Enroll) or 204 (Unenroll); with ``drop_rate`` an Enroll
     that succeeded drops the connection after the enrollment was made.
 
 Session choice on success: none given means the course only, except EnrollToAll, which takes
-every session still open for registration. ``AttendeesCount`` in the catalog already counts
-the catalog's own enrollments, so seeding them does not add seats; enrolling and unenrolling
-through the API moves the count.
+every session still open for registration; a session group's id books its member sessions.
+``TakenSeatsCount`` in the catalog already counts the catalog's own enrollments, so seeding them
+does not add seats; enrolling and unenrolling through the API moves the count.
+
+Dates are served as LMS365 serves them: UTC with ``Z`` and 0 to 7 fractional digits, varying
+from field to field. ``rename_fields`` renames fields in every course and session object served,
+so a tenant check can be shown a tenant whose JSON differs from the contract.
 """
 
 from __future__ import annotations
@@ -58,11 +75,12 @@ import re
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 
 import anyio
@@ -73,7 +91,11 @@ from batch_enroll.simulator.catalog import (
     Course,
     CourseSession,
     Principal,
+    User,
+    canonical_guid,
     format_datetime,
+    login_key,
+    stable_guid,
 )
 
 __all__ = [
@@ -91,14 +113,17 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
-ROUTES: Final = ("course", "enroll", "unenroll", "enrollments", "users", "other")
-FIRST_ENROLLMENT_ID: Final = 90001
+ROUTES: Final = ("courses", "course", "enroll", "unenroll", "enrollments", "users", "other")
 MAX_BODY_BYTES: Final = 1 << 20
 
 _COURSE_PATH = re.compile(r"/odata/v2/Courses\(([^()/]*)\)(?:/(Enroll|Unenroll))?")
-_INTEGER = re.compile(r"-?\d{1,18}")
-_FIXED_PATHS: Final = {"/odata/v2/Enrollments": "enrollments", "/odata/v2/Users": "users"}
+_FIXED_PATHS: Final = {
+    "/odata/v2/Courses": "courses",
+    "/odata/v2/Enrollments": "enrollments",
+    "/odata/v2/Users": "users",
+}
 _METHODS: Final = {
+    "courses": "GET",
     "course": "GET",
     "enroll": "POST",
     "unenroll": "POST",
@@ -118,6 +143,10 @@ _FAULTS: Final = {
 }
 _FAULT_STATUSES: Final = tuple(_FAULTS)
 _JSON: Final = (b"content-type", b"application/json")
+# A session group's dates, exactly as LMS365 serves them.
+_GROUP_START_TEXT: Final = "1753-01-01T00:00:00Z"
+_GROUP_END_TEXT: Final = "9999-12-31T23:59:59.997Z"
+_T = TypeVar("_T")
 # A bucket table keyed by arbitrary client headers must not grow without bound.
 _MAX_BUCKETS: Final = 4096
 
@@ -155,19 +184,23 @@ class _Reply:
 class Enrollment:
     """An enrollment the simulator holds."""
 
-    id: int
-    course_id: int
-    user_id: int
+    id: str
+    course_id: str
+    user_id: str
     user_login_name: str
     registration_date: str
     registration_status: str
     course_session_ids: tuple[str, ...]
     course_passing_status: str = "NotStarted"
+    can_unenroll: bool = True
+    # The sessions whose seats this enrollment holds (none while on a waiting list).
+    seated_session_ids: tuple[str, ...] = ()
+    is_user: bool = True
 
     @property
     def principal_key(self) -> str:
-        """Return the case-folded canonical login, the identity used for duplicates."""
-        return self.user_login_name.lower()
+        """Return the login as compared: no claims prefix, lowercase (identity for duplicates)."""
+        return login_key(self.user_login_name)
 
     def to_json(self) -> dict[str, Any]:
         """Render as the API does (the contract's shape plus ``CourseSessionIds``)."""
@@ -177,11 +210,14 @@ class Enrollment:
             "CourseId": self.course_id,
             "UserId": self.user_id,
             "UserLoginName": self.user_login_name,
+            "Roles": ["Learner"],
             "RegistrationDate": self.registration_date,
             "RegistrationStatus": self.registration_status,
             "CoursePassingStatus": self.course_passing_status,
-            "courseSessionId": ids[0] if ids else None,
+            "CourseSessionId": ids[0] if ids else None,
             "CourseSessionIds": list(ids),
+            "CanUnenroll": self.can_unenroll,
+            "IsPartOfTrainingPlan": False,
         }
 
 
@@ -235,6 +271,7 @@ def create_app(
     page_size: int = 10000,
     seed: int | None = None,
     now: Callable[[], datetime] | None = None,
+    rename_fields: Mapping[str, str] | None = None,
 ) -> Simulator:
     """Build the simulator app over a catalog (see ``Simulator`` for the options)."""
     return Simulator(
@@ -247,6 +284,7 @@ def create_app(
         page_size=page_size,
         seed=seed,
         now=now,
+        rename_fields=rename_fields,
     )
 
 
@@ -257,8 +295,10 @@ class Simulator:
     and ``burst`` (bucket size, default one second's worth) throttle; ``fault_rate`` answers a
     random 5xx with no effect; ``drop_rate`` drops the connection after a successful Enroll;
     ``page_size`` caps collection pages; ``seed`` makes faults reproducible; ``now`` is the
-    clock for registration dates and session deadlines. The knobs are plain attributes and may
-    be changed between requests, e.g. to turn faults on in the middle of a run.
+    clock for registration dates and session deadlines; ``rename_fields`` (old name -> new
+    name) renames fields in every course and session object served. The knobs are plain
+    attributes and may be changed between requests, e.g. to turn faults on in the middle of a
+    run.
     """
 
     def __init__(
@@ -273,6 +313,7 @@ class Simulator:
         page_size: int = 10000,
         seed: int | None = None,
         now: Callable[[], datetime] | None = None,
+        rename_fields: Mapping[str, str] | None = None,
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
@@ -292,6 +333,10 @@ class Simulator:
         self.fault_rate = fault_rate
         self.drop_rate = drop_rate
         self.page_size = page_size
+        self.rename_fields: dict[str, str] = dict(rename_fields or {})
+        for old, new in self.rename_fields.items():
+            if not old or not new:
+                raise ValueError("rename_fields needs non-empty names on both sides")
         self._rng = random.Random(seed)  # faults, not secrets
         clock = now or _utc_now
         # A naive test clock means UTC; comparing it with the catalog's aware dates must work.
@@ -299,14 +344,15 @@ class Simulator:
         self._clock = time.monotonic
         # Tests read state from another thread while uvicorn serves in its own.
         self._lock = threading.Lock()
-        self._next_id = FIRST_ENROLLMENT_ID
+        self._next_id = 1
         self._auth_cache = _auth_headers(catalog)
         self._buckets: dict[bytes, list[float]] = {}
         self.stats = SimulatorStats()
-        self._by_id: dict[int, Enrollment] = {}
-        self._held: dict[tuple[int, str], Enrollment] = {}
+        self._by_id: dict[str, Enrollment] = {}
+        self._held: dict[tuple[str, str], Enrollment] = {}
         self._attendees: dict[str, int] = {}
-        self._creations: Counter[tuple[int, str]] = Counter()
+        self._creations: Counter[tuple[str, str]] = Counter()
+        self._users_in: Counter[str] = Counter()
         self.reset()
 
     # --- state, for tests and the /_sim/ endpoints --------------------------------------------
@@ -319,16 +365,29 @@ class Simulator:
             self._by_id = {}
             self._held = {}
             self._creations = Counter()
+            self._users_in = Counter()
+            self._next_id = 1
             self._attendees = {
-                s.id: s.attendees_count for c in self.catalog.courses for s in c.sessions
+                s.id: s.taken_seats for c in self.catalog.courses for s in c.sessions
             }
-            when = format_datetime(self._now(), milliseconds=True)
+            now = self._now()
             for seed in self.catalog.enrollments:
                 principal = self.catalog.resolve(seed.user_login_name)
-                assert principal is not None  # the catalog validated its seeds
+                course = self.catalog.course(seed.course_id)
+                # The catalog checked both when it loaded.
+                assert principal is not None
+                assert course is not None
                 ids = tuple(_canonical_guid(s) for s in seed.course_session_ids)
+                seated = () if seed.registration_status == "WaitingList" else ids
+                # TakenSeatsCount in the catalog already counts these people.
                 self._add(
-                    seed.course_id, principal, ids, status=seed.registration_status, when=when
+                    course,
+                    principal,
+                    ids,
+                    seated,
+                    status=seed.registration_status,
+                    now=now,
+                    take_seats=False,
                 )
 
     @property
@@ -338,13 +397,16 @@ class Simulator:
             return list(self._by_id.values())
 
     @property
-    def creations(self) -> dict[tuple[int, str], int]:
-        """Count enrollments made through the API per (course id, canonical login, lowercase)."""
+    def creations(self) -> dict[tuple[str, str], int]:
+        """Count enrollments made through the API per (course id, login without claims prefix).
+
+        The login is lowercase and without the claims prefix, as LMS365 compares logins.
+        """
         with self._lock:
             return dict(self._creations)
 
-    def attendees_count(self, session_id: str) -> int:
-        """Return a session's current ``AttendeesCount``."""
+    def taken_seats(self, session_id: str) -> int:
+        """Return a session's current ``TakenSeatsCount``."""
         return self._attendees[_canonical_guid(session_id)]
 
     def enrollments_report(self) -> dict[str, Any]:
@@ -360,7 +422,7 @@ class Simulator:
                 for (course_id, login), count in counts
             ],
             "max_created": max((count for _, count in counts), default=0),
-            "attendees": attendees,
+            "taken_seats": attendees,
         }
 
     # --- ASGI ---------------------------------------------------------------------------------
@@ -455,12 +517,14 @@ class Simulator:
             return _error(403, "Forbidden", "This API key is Read Only; POST needs Full Control.")
         try:
             if route == "enroll":
-                return self._enroll(_course_id(course_key), await _read_json(receive))
+                return self._enroll(_course_key(course_key), await _read_json(receive))
             if route == "unenroll":
-                return self._unenroll(_course_id(course_key), await _read_json(receive))
+                return self._unenroll(_course_key(course_key), await _read_json(receive))
             query = _parse_query(scope["query_string"])
             if route == "course":
-                return self._get_course(_course_id(course_key), query)
+                return self._get_course(_course_key(course_key), query)
+            if route == "courses":
+                return self._list_courses(scope, query)
             if route == "enrollments":
                 return self._list_enrollments(scope, query)
             return self._list_users(scope, query)
@@ -508,48 +572,100 @@ class Simulator:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             return None
-        user, sep, key = decoded.partition(":")
-        if not sep or user != "api":
+        # LMS365 reads only the password: the user name may be "api", empty, or anything.
+        _user, sep, key = decoded.partition(":")
+        if not sep:
             return None
         return self.catalog.access_of(key)
 
     # --- handlers -----------------------------------------------------------------------------
 
-    def _course(self, course_id: int) -> Course:
+    def _course(self, course_id: str) -> Course:
         course = self.catalog.course(course_id)
         if course is None:
             raise _ApiError(404, "CourseNotFound", f"Course {course_id} was not found.")
         return course
 
-    def _get_course(self, course_id: int, query: Mapping[str, str]) -> _Reply:
+    def _get_course(self, course_id: str, query: Mapping[str, str]) -> _Reply:
         course = self._course(course_id)
+        select = _select(query)
+        expand = _expand(query)
+        return _json(200, self._course_json(course, select=select, expand=expand))
+
+    def _list_courses(self, scope: Scope, query: Mapping[str, str]) -> _Reply:
+        select = _select(query)
+        expand = _expand(query)
+        where = _parse_filter(query.get("$filter"), _COURSE_FILTER)
+        found = [c for c in self.catalog.courses if where is None or where.test(_course_values(c))]
+        return self._page(
+            scope,
+            query,
+            found,
+            lambda c: self._course_json(c, select=select, expand=expand),
+        )
+
+    def _course_json(
+        self, course: Course, *, select: frozenset[str] | None, expand: bool
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "Id": course.id,
+            "CourseID": course.code,
             "Title": course.title,
+            "CourseCatalogId": course.catalog_id,
             "CourseType": course.course_type,
             "CourseSessionEnrollmentType": course.session_enrollment_type,
             "EnrollmentFlow": course.enrollment_flow,
             "IsPublished": course.is_published,
             "IsEnded": course.is_ended,
             "IsDeleted": course.is_deleted,
+            "MaxAttendees": course.max_attendees,
+            "EnrollmentDeadline": _date_field(
+                course.enrollment_deadline, course.id, "EnrollmentDeadline"
+            ),
+            "WaitingListEnabled": course.waiting_list_enabled,
+            "IsEnrollmentWithoutSessionsAllowed": course.enrollment_without_sessions_allowed,
+            "UnenrollDisabled": course.unenroll_disabled,
         }
-        expand = {part.strip() for part in query.get("$expand", "").split(",")}
-        if "CourseSessions" in expand:
-            body["CourseSessions"] = [self._session_json(s) for s in course.sessions]
-        return _json(200, body)
+        if select is not None:
+            body = {k: v for k, v in body.items() if k in select}
+        if expand:
+            body["CourseSessions"] = [self._session_json(course, s) for s in course.sessions]
+        return self._renamed(body)
 
-    def _session_json(self, session: CourseSession) -> dict[str, Any]:
-        return {
+    def _session_json(self, course: Course, session: CourseSession) -> dict[str, Any]:
+        if session.is_group:
+            start: str | None = _GROUP_START_TEXT
+            end: str | None = _GROUP_END_TEXT
+        else:
+            start = _date_field(session.start_date, session.id, "StartDate")
+            end = _date_field(session.end_date, session.id, "EndDate")
+        body: dict[str, Any] = {
             "Id": session.id,
+            "CourseId": course.id,
             "Title": session.title,
-            "StartDate": _date_or_none(session.start_date),
-            "EndDate": _date_or_none(session.end_date),
-            "RegistrationDeadline": _date_or_none(session.registration_deadline),
+            "StartDate": start,
+            "EndDate": end,
+            "EnrollmentDeadline": _date_field(
+                session.enrollment_deadline, session.id, "EnrollmentDeadline"
+            ),
+            "TimeZone": session.time_zone,
             "MaxAttendees": session.max_attendees,
-            "AttendeesCount": self._attendees[session.id],
+            "TakenSeatsCount": self._attendees[session.id],
+            "IsGroup": session.is_group,
+            "GroupId": session.group_id,
         }
+        local = session.start_date_local
+        if local is not None:
+            body["StartDateLocal"] = local
+        return self._renamed(body)
 
-    def _enroll(self, course_id: int, body: Mapping[str, Any]) -> _Reply:
+    def _renamed(self, body: dict[str, Any]) -> dict[str, Any]:
+        renames = self.rename_fields
+        if not renames:
+            return body
+        return {renames.get(name, name): value for name, value in body.items()}
+
+    def _enroll(self, course_id: str, body: Mapping[str, Any]) -> _Reply:
         login = _login_of(body)
         requested = _requested_sessions(body)
         ignore_seats = _flag(body, "ignoreMaxAttendees")
@@ -562,39 +678,55 @@ class Simulator:
             raise _ApiError(400, "CourseNotAvailable", f"Course {course_id} is {state}.")
         principal = self._principal(login)
         now = self._now()
-        sessions = self._choose_sessions(course, requested, now)
+        chosen, booked = self._choose_sessions(course, requested, now)
         status = (
             "Active" if ignore_flow or course.enrollment_flow == "AutomaticApproval" else "Pending"
         )
+        is_user = isinstance(principal, User)
         with self._lock:
-            key = (course.id, principal.login_name.lower())
+            key = (course.id, login_key(principal.login_name))
             if key in self._held:
                 raise _ApiError(
                     409,
                     "UserAlreadyEnrolled",
                     f"{principal.login_name} is already enrolled in course {course.id}.",
                 )
-            if not ignore_seats:
-                for session in sessions:
-                    limit = session.max_attendees
-                    if limit is not None and self._attendees[session.id] >= limit:
-                        raise _ApiError(
-                            400,
-                            "MaxAttendeesReached",
-                            f"Session {session.id} is full ({limit} attendees).",
-                        )
-            ids = tuple(s.id for s in sessions)
-            when = format_datetime(now, milliseconds=True)
-            enrollment = self._add(course.id, principal, ids, status=status, when=when)
-            for session_id in ids:
-                self._attendees[session_id] += 1
+            cap = self.catalog.max_enrollments_per_course
+            if is_user and self._users_in[course.id] >= cap:
+                raise _ApiError(
+                    400,
+                    "MaxEnrollmentsReached",
+                    f"Course {course.id} already holds {cap} enrolled users, the most a course "
+                    "can hold.",
+                )
+            seated = tuple(s.id for s in booked)
+            full = "" if ignore_seats else self._full_reason(course, booked)
+            if full:
+                if not course.waiting_list_enabled:
+                    raise _ApiError(400, "MaxAttendeesReached", full)
+                status, seated = "WaitingList", ()
+            ids = tuple(s.id for s in chosen) + tuple(s.id for s in booked if s not in chosen)
+            enrollment = self._add(course, principal, ids, seated, status=status, now=now)
             self._creations[key] += 1
             self.stats.enrollments_created += 1
         reply = _json(201, enrollment.to_json())
         reply.drop = self.drop_rate > 0 and self._rng.random() < self.drop_rate
         return reply
 
-    def _unenroll(self, course_id: int, body: Mapping[str, Any]) -> _Reply:
+    def _full_reason(self, course: Course, booked: list[CourseSession]) -> str:
+        """Say why the booked sessions (or, for EnrollToAll, the course) have no seat left."""
+        if course.session_enrollment_type == "EnrollToAll" and course.max_attendees:
+            taken = max((self._attendees[s.id] for s in booked), default=0)
+            if taken >= course.max_attendees:
+                return f"Course {course.id} is full ({course.max_attendees} attendees)."
+        for session in booked:
+            limit = session.max_attendees
+            # MaxAttendees null or 0 means no limit.
+            if limit and self._attendees[session.id] >= limit:
+                return f"Session {session.id} is full ({limit} attendees)."
+        return ""
+
+    def _unenroll(self, course_id: str, body: Mapping[str, Any]) -> _Reply:
         login = _login_of(body)
         message = body.get("message")
         if message is not None and not isinstance(message, str):
@@ -602,7 +734,7 @@ class Simulator:
         course = self._course(course_id)
         principal = self._principal(login)
         with self._lock:
-            key = (course.id, principal.login_name.lower())
+            key = (course.id, login_key(principal.login_name))
             enrollment = self._held.pop(key, None)
             if enrollment is None:
                 raise _ApiError(
@@ -611,7 +743,9 @@ class Simulator:
                     f"{principal.login_name} holds no enrollment in course {course.id}.",
                 )
             del self._by_id[enrollment.id]
-            for session_id in enrollment.course_session_ids:
+            if enrollment.is_user:
+                self._users_in[course.id] -= 1
+            for session_id in enrollment.seated_session_ids:
                 self._attendees[session_id] = max(0, self._attendees[session_id] - 1)
             self.stats.enrollments_removed += 1
         return _Reply(204)
@@ -624,8 +758,12 @@ class Simulator:
 
     def _choose_sessions(
         self, course: Course, requested: list[str], now: datetime
-    ) -> list[CourseSession]:
-        """Apply the contract's session-rules table, up to (not including) the seat check."""
+    ) -> tuple[list[CourseSession], list[CourseSession]]:
+        """Apply the contract's session-rules table, up to (not including) the seat check.
+
+        Return the sessions asked for (groups as themselves) and the sessions booked (a group
+        and its open member sessions; for EnrollToAll, every open session).
+        """
         if not course.is_ilt:
             if requested:
                 raise _ApiError(
@@ -633,7 +771,22 @@ class Simulator:
                     "InvalidCourseSession",
                     f"Course {course.id} is {course.course_type}; it has no sessions.",
                 )
-            return []
+            return [], []
+        kind = course.session_enrollment_type
+        if kind == "EnrollToAll":
+            if requested:
+                raise _ApiError(
+                    400,
+                    "TooManySessions",
+                    f"Course {course.id} enrolls into all its sessions; send no session ids.",
+                )
+            deadline = course.enrollment_deadline
+            if deadline is not None and deadline < now:
+                raise _ApiError(
+                    400, "SessionClosed", f"Course {course.id} is past its enrollment deadline."
+                )
+            every = [s for s in course.sessions if not s.is_group]
+            return [], [s for s in every if not _closed_reason(course, s, now)]
         own = {s.id: s for s in course.sessions}
         chosen: list[CourseSession] = []
         for raw in requested:
@@ -646,97 +799,108 @@ class Simulator:
                 )
             if session not in chosen:
                 chosen.append(session)
-        kind = course.session_enrollment_type
         if kind == "EnrollToSingle" and len(chosen) > 1:
             raise _ApiError(
                 400,
                 "TooManySessions",
                 f"Course {course.id} enrolls into a single session; {len(chosen)} were given.",
             )
+        if not chosen and not course.enrollment_without_sessions_allowed:
+            raise _ApiError(
+                400,
+                "SessionRequired",
+                f"Course {course.id} does not allow enrollment without a session; "
+                "name one in courseSessionIds.",
+            )
+        booked: list[CourseSession] = []
         for session in chosen:
-            reason = _closed_reason(session, now)
+            reason = _closed_reason(course, session, now)
             if reason:
                 raise _ApiError(400, "SessionClosed", f"Session {session.id} {reason}.")
-        if not chosen and kind == "EnrollToAll":
-            chosen = [s for s in course.sessions if not _closed_reason(s, now)]
-        return chosen
+            members = course.members_of(session.id) if session.is_group else ()
+            for booking in (session, *members):
+                if booking not in booked and not _closed_reason(course, booking, now):
+                    booked.append(booking)
+        return chosen, booked
 
     def _add(
         self,
-        course_id: int,
+        course: Course,
         principal: Principal,
         session_ids: tuple[str, ...],
+        seated: tuple[str, ...],
         *,
         status: str,
-        when: str,
+        now: datetime,
+        take_seats: bool = True,
     ) -> Enrollment:
+        enrollment_id = stable_guid(f"enrollment:{self._next_id}")
+        self._next_id += 1
+        is_user = isinstance(principal, User)
         enrollment = Enrollment(
-            id=self._next_id,
-            course_id=course_id,
+            id=enrollment_id,
+            course_id=course.id,
             user_id=principal.id,
             user_login_name=principal.login_name,
-            registration_date=when,
+            registration_date=format_datetime(now, digits=_digits(enrollment_id)),
             registration_status=status,
             course_session_ids=session_ids,
+            can_unenroll=not course.unenroll_disabled,
+            seated_session_ids=seated,
+            is_user=is_user,
         )
-        self._next_id += 1
         self._by_id[enrollment.id] = enrollment
-        self._held[(course_id, enrollment.principal_key)] = enrollment
+        self._held[(course.id, enrollment.principal_key)] = enrollment
+        if is_user:
+            self._users_in[course.id] += 1
+        if take_seats:
+            for session_id in seated:
+                self._attendees[session_id] += 1
         return enrollment
 
     def _list_enrollments(self, scope: Scope, query: Mapping[str, str]) -> _Reply:
-        course_id: int | None = None
-        principal_key: str | None = None
-        impossible = False
-        for name, value in _parse_filter(
-            query.get("$filter"), {"CourseId": int, "UserLoginName": str}
-        ):
-            if name == "CourseId":
-                assert isinstance(value, int)
-                impossible |= course_id is not None and course_id != value
-                course_id = value
-            else:
-                assert isinstance(value, str)
-                principal = self.catalog.resolve(value)
-                key = principal.login_name.lower() if principal is not None else None
-                impossible |= key is None or (principal_key is not None and principal_key != key)
-                principal_key = key
+        where = _parse_filter(query.get("$filter"), _ENROLLMENT_FILTER)
+        pair = None if where is None else where.course_and_login()
         with self._lock:
-            if impossible:
-                found: list[Enrollment] = []
-            elif course_id is not None and principal_key is not None:
-                one = self._held.get((course_id, principal_key))
+            if pair is not None:
+                # The client's look-up before a resend: one dict probe, not a scan.
+                one = self._held.get(pair)
                 found = [one] if one is not None else []
             else:
                 found = [
                     e
                     for e in self._by_id.values()
-                    if (course_id is None or e.course_id == course_id)
-                    and (principal_key is None or e.principal_key == principal_key)
+                    if where is None or where.test(_enrollment_values(e))
                 ]
-        return self._page(scope, query, [e.to_json() for e in found])
+        return self._page(scope, query, found, Enrollment.to_json)
 
     def _list_users(self, scope: Scope, query: Mapping[str, str]) -> _Reply:
-        wanted = [
-            (name, str(value).lower())
-            for name, value in _parse_filter(query.get("$filter"), {"Email": str, "LoginName": str})
-        ]
+        where = _parse_filter(query.get("$filter"), _USER_FILTER)
         found = [
             {"Id": u.id, "LoginName": u.login_name, "Email": u.email, "Title": u.title}
             for u in self.catalog.users
-            if all(
-                (u.email if name == "Email" else u.login_name).lower() == value
-                for name, value in wanted
-            )
+            if where is None or where.test(_user_values(u))
         ]
-        return self._page(scope, query, found)
+        return self._page(scope, query, found, dict)
 
-    def _page(self, scope: Scope, query: Mapping[str, str], items: list[dict[str, Any]]) -> _Reply:
+    def _page(
+        self,
+        scope: Scope,
+        query: Mapping[str, str],
+        items: Sequence[_T],
+        render: Callable[[_T], dict[str, Any]],
+    ) -> _Reply:
         """Cut a collection to ``$skip``/``$top`` and the page size, linking to the rest."""
         skip = _non_negative(query, "$skip") or 0
         top = _non_negative(query, "$top")
+        count = query.get("$count", "false").lower()
+        if count not in ("true", "false"):
+            raise _ApiError(400, "BadRequest", "$count must be true or false.")
         window = items[skip:] if top is None else items[skip : skip + top]
-        body: dict[str, Any] = {"value": window[: self.page_size]}
+        body: dict[str, Any] = {}
+        if count == "true":
+            body["@odata.count"] = len(items)
+        body["value"] = [render(item) for item in window[: self.page_size]]
         if len(window) > self.page_size:
             rest = dict(query)
             rest["$skip"] = str(skip + self.page_size)
@@ -771,42 +935,281 @@ class Simulator:
 
 # --- request parsing -------------------------------------------------------------------------
 
-_CLAUSE = re.compile(r"\s*([A-Za-z_]\w*)\s+(?i:eq)\s+(?:'((?:[^']|'')*)'|(-?\d{1,18}))(\s*)")
-_AND = re.compile(r"(?i:and)\s+")
+# How a filterable field compares: a GUID (unquoted literal), a string (quoted, any case), or a
+# login (quoted, any case, claims prefix ignored).
+_Kind = Literal["guid", "string", "login"]
+_COURSE_FILTER: Final[Mapping[str, _Kind]] = {
+    "Id": "guid",
+    "CourseID": "string",
+    "Title": "string",
+    "CourseType": "string",
+    "CourseCatalogId": "guid",
+}
+_ENROLLMENT_FILTER: Final[Mapping[str, _Kind]] = {
+    "Id": "guid",
+    "CourseId": "guid",
+    "UserId": "guid",
+    "UserLoginName": "login",
+}
+_USER_FILTER: Final[Mapping[str, _Kind]] = {"Id": "guid", "Email": "string", "LoginName": "login"}
+_COURSE_FIELDS: Final = frozenset(
+    {
+        "Id",
+        "CourseID",
+        "Title",
+        "CourseCatalogId",
+        "CourseType",
+        "CourseSessionEnrollmentType",
+        "EnrollmentFlow",
+        "IsPublished",
+        "IsEnded",
+        "IsDeleted",
+        "MaxAttendees",
+        "EnrollmentDeadline",
+        "WaitingListEnabled",
+        "IsEnrollmentWithoutSessionsAllowed",
+        "UnenrollDisabled",
+    }
+)
+_TOKEN = re.compile(
+    r"\s*(?:(?P<open>\()|(?P<close>\))|'(?P<string>(?:[^']|'')*)'"
+    r"|(?P<guid>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})(?![\w-])"
+    r"|(?P<number>-?\d+(?:\.\d+)?)(?![\w.-])|(?P<word>[A-Za-z_]\w*))"
+)
+_GUID_TEXT = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+)
 
 
-def _parse_filter(
-    text: str | None, fields: Mapping[str, type[int] | type[str]]
-) -> list[tuple[str, int | str]]:
-    """Parse ``Field eq literal [and ...]``; string literals double ``'`` to escape it."""
+@dataclass(frozen=True, slots=True)
+class _Eq:
+    name: str
+    value: str | None  # normalised for comparison; None is the literal null
+
+
+@dataclass(frozen=True, slots=True)
+class _Both:
+    left: _Node
+    right: _Node
+
+
+@dataclass(frozen=True, slots=True)
+class _Either:
+    left: _Node
+    right: _Node
+
+
+_Node = _Eq | _Both | _Either
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """A parsed ``$filter``: test records whose values are normalised like the literals."""
+
+    root: _Node
+
+    def test(self, record: Mapping[str, str | None]) -> bool:
+        """Tell whether a record (field -> normalised value) satisfies the filter."""
+        return _evaluate(self.root, record)
+
+    def course_and_login(self) -> tuple[str, str] | None:
+        """Return (course id, login) when the filter is exactly ``CourseId eq .. and Login..``."""
+        clauses: list[_Eq] = []
+        stack: list[_Node] = [self.root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, _Either):
+                return None
+            if isinstance(node, _Both):
+                stack += [node.left, node.right]
+            else:
+                clauses.append(node)
+        names = sorted(c.name for c in clauses)
+        if names != ["CourseId", "UserLoginName"]:
+            return None
+        values = {c.name: c.value for c in clauses}
+        course, login = values["CourseId"], values["UserLoginName"]
+        if course is None or login is None:
+            return None
+        return course, login
+
+
+def _evaluate(node: _Node, record: Mapping[str, str | None]) -> bool:
+    if isinstance(node, _Eq):
+        return record.get(node.name) == node.value
+    if isinstance(node, _Both):
+        return _evaluate(node.left, record) and _evaluate(node.right, record)
+    return _evaluate(node.left, record) or _evaluate(node.right, record)
+
+
+def _normalise(kind: _Kind, value: str | None) -> str | None:
+    """Bring a stored value to the form its literals compare in."""
+    if value is None:
+        return None
+    if kind == "guid":
+        return canonical_guid(value) or value
+    if kind == "login":
+        return login_key(value)
+    return value.casefold()
+
+
+def _course_values(course: Course) -> dict[str, str | None]:
+    return {
+        "Id": course.id,
+        "CourseID": _normalise("string", course.code),
+        "Title": course.title.casefold(),
+        "CourseType": course.course_type.casefold(),
+        "CourseCatalogId": course.catalog_id,
+    }
+
+
+def _user_values(user: User) -> dict[str, str | None]:
+    return {"Id": user.id, "LoginName": login_key(user.login_name), "Email": user.email.casefold()}
+
+
+def _enrollment_values(enrollment: Enrollment) -> dict[str, str | None]:
+    return {
+        "Id": enrollment.id,
+        "CourseId": enrollment.course_id,
+        "UserId": enrollment.user_id,
+        "UserLoginName": enrollment.principal_key,
+    }
+
+
+def _parse_filter(text: str | None, fields: Mapping[str, _Kind]) -> _Filter | None:
+    """Parse ``Field eq literal`` joined by ``and``/``or``, with parentheses.
+
+    String literals are quoted (``''`` escapes a quote); GUID literals are not quoted, as in
+    OData v4. Anything else is a 400, as a real OData service answers.
+    """
     if text is None or not text.strip():
-        return []
-    clauses: list[tuple[str, int | str]] = []
+        return None
+    # (kind, text, position, whether white space came before it)
+    tokens: list[tuple[str, str, int, bool]] = []
     pos = 0
-    while True:
-        match = _CLAUSE.match(text, pos)
+    while pos < len(text):
+        if not text[pos:].strip():
+            break
+        match = _TOKEN.match(text, pos)
         if match is None:
-            raise _bad_filter(text, f"expected `Field eq value` at position {pos}")
-        name, string, number, space = match.groups()
-        kind = fields.get(name)
-        if kind is None:
-            raise _bad_filter(text, f"cannot filter on {name!r}; use {sorted(fields)}")
-        if kind is int and number is None:
-            raise _bad_filter(text, f"{name} takes an integer")
-        if kind is str and string is None:
-            raise _bad_filter(text, f"{name} takes a quoted string")
-        clauses.append((name, int(number) if kind is int else string.replace("''", "'")))
+            raise _bad_filter(text, f"unexpected text at position {pos}")
+        kind = match.lastgroup
+        assert kind is not None
+        start = match.start(kind) - (1 if kind == "string" else 0)
+        tokens.append((kind, match.group(kind) or "", start, start > pos))
         pos = match.end()
-        if pos == len(text):
-            return clauses
-        joined = _AND.match(text, pos)
-        if not space or joined is None:
-            raise _bad_filter(text, f"expected `and` at position {pos}")
-        pos = joined.end()
+    parser = _FilterParser(text, tokens, fields)
+    root = parser.disjunction()
+    if parser.index != len(tokens):
+        raise _bad_filter(text, f"unexpected {tokens[parser.index][1]!r}")
+    return _Filter(root)
+
+
+class _FilterParser:
+    """Recursive descent over the tokens: ``or`` binds looser than ``and``."""
+
+    def __init__(
+        self, text: str, tokens: list[tuple[str, str, int, bool]], fields: Mapping[str, _Kind]
+    ) -> None:
+        self.text = text
+        self.tokens = tokens
+        self.fields = fields
+        self.index = 0
+
+    def _peek_word(self, word: str) -> bool:
+        if self.index >= len(self.tokens):
+            return False
+        kind, value, at, spaced = self.tokens[self.index]
+        if kind != "word" or value.lower() != word:
+            return False
+        # OData needs white space around its keywords: 'x'and is an error, not a conjunction.
+        if not spaced:
+            raise _bad_filter(self.text, f"expected a space before {value!r} at position {at}")
+        return True
+
+    def _next(self, what: str, *, spaced: bool = False) -> tuple[str, str, int]:
+        if self.index >= len(self.tokens):
+            raise _bad_filter(self.text, f"expected {what} at the end")
+        kind, value, at, space_before = self.tokens[self.index]
+        if spaced and not space_before:
+            raise _bad_filter(self.text, f"expected a space before {what} at position {at}")
+        self.index += 1
+        return kind, value, at
+
+    def disjunction(self) -> _Node:
+        node = self.conjunction()
+        while self._peek_word("or"):
+            self.index += 1
+            node = _Either(node, self.conjunction(spaced=True))
+        return node
+
+    def conjunction(self, *, spaced: bool = False) -> _Node:
+        node = self.comparison(spaced=spaced)
+        while self._peek_word("and"):
+            self.index += 1
+            node = _Both(node, self.comparison(spaced=True))
+        return node
+
+    def comparison(self, *, spaced: bool = False) -> _Node:
+        kind, name, at = self._next("a field name or '('", spaced=spaced)
+        if kind == "open":
+            node = self.disjunction()
+            if self._next("')'")[0] != "close":
+                raise _bad_filter(self.text, f"expected ')' after position {at}")
+            return node
+        if kind != "word":
+            raise _bad_filter(self.text, f"expected a field name at position {at}")
+        field_kind = self.fields.get(name)
+        if field_kind is None:
+            raise _bad_filter(self.text, f"cannot filter on {name!r}; use {sorted(self.fields)}")
+        op_kind, op, op_at = self._next("an operator", spaced=True)
+        if op_kind != "word" or op != "eq":
+            raise _bad_filter(self.text, f"only 'eq' is supported, got {op!r} at position {op_at}")
+        lit_kind, literal, lit_at = self._next("a value", spaced=True)
+        if lit_kind == "word" and literal == "null":
+            return _Eq(name, None)
+        if field_kind == "guid":
+            if lit_kind != "guid":
+                raise _bad_filter(
+                    self.text,
+                    f"{name} takes an unquoted GUID such as "
+                    f"65c61b1a-04c1-46e6-9d6e-41576a0ce14f, got {literal!r} at position {lit_at}",
+                )
+            return _Eq(name, canonical_guid(literal))
+        if lit_kind != "string":
+            raise _bad_filter(
+                self.text, f"{name} takes a quoted string, got {literal!r} at position {lit_at}"
+            )
+        return _Eq(name, _normalise(field_kind, literal.replace("''", "'")))
 
 
 def _bad_filter(text: str, why: str) -> _ApiError:
     return _ApiError(400, "BadRequest", f"Invalid $filter {text!r}: {why}.")
+
+
+def _select(query: Mapping[str, str]) -> frozenset[str] | None:
+    raw = query.get("$select")
+    if raw is None or raw.strip() in ("", "*"):
+        return None
+    names = frozenset(part.strip() for part in raw.split(","))
+    unknown = sorted(names - _COURSE_FIELDS)
+    if unknown:
+        raise _ApiError(
+            400,
+            "BadRequest",
+            f"Invalid $select: the Course type has no property {', '.join(unknown)}.",
+        )
+    return names
+
+
+def _expand(query: Mapping[str, str]) -> bool:
+    raw = query.get("$expand")
+    if raw is None or not raw.strip():
+        return False
+    names = {part.strip() for part in raw.split(",")}
+    if names - {"CourseSessions"}:
+        raise _ApiError(400, "BadRequest", f"Invalid $expand {raw!r}: only CourseSessions.")
+    return True
 
 
 def _parse_query(raw: bytes) -> dict[str, str]:
@@ -824,10 +1227,16 @@ def _non_negative(query: Mapping[str, str], name: str) -> int | None:
     return int(value)
 
 
-def _course_id(key: str | None) -> int:
-    if key is None or not _INTEGER.fullmatch(key):
-        raise _ApiError(400, "BadRequest", f"Course id {key!r} is not an integer.")
-    return int(key)
+def _course_key(key: str | None) -> str:
+    """Read a course key: an unquoted GUID in any case, as OData v4 writes a Guid key."""
+    if key is None or not _GUID_TEXT.fullmatch(key):
+        raise _ApiError(
+            400,
+            "BadRequest",
+            f"The key value {key!r} in Courses({key}) is not a valid Guid: write an unquoted "
+            "GUID such as Courses(65c61b1a-04c1-46e6-9d6e-41576a0ce14f).",
+        )
+    return key.lower()
 
 
 async def _read_json(receive: Receive) -> Mapping[str, Any]:
@@ -885,11 +1294,21 @@ def _flag(body: Mapping[str, Any], name: str) -> bool:
     return value
 
 
-def _closed_reason(session: CourseSession, now: datetime) -> str:
+def _closed_reason(course: Course, session: CourseSession, now: datetime) -> str:
+    deadline = session.enrollment_deadline
+    if session.is_group:
+        # A group's 1753/9999 dates are placeholders: it closes with its deadline, or when
+        # every one of its sessions has.
+        if deadline is not None and deadline < now:
+            return "is past its enrollment deadline"
+        members = course.members_of(session.id)
+        if members and all(_closed_reason(course, m, now) for m in members):
+            return "has no session open for enrollment any more"
+        return ""
     if session.end_date is not None and session.end_date <= now:
         return "has ended"
-    if session.registration_deadline is not None and session.registration_deadline < now:
-        return "is past its registration deadline"
+    if deadline is not None and deadline < now:
+        return "is past its enrollment deadline"
     return ""
 
 
@@ -940,9 +1359,11 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def _auth_headers(catalog: Catalog) -> dict[bytes, str]:
-    """Precompute each key's exact ``Authorization`` value: one dict lookup per request."""
+    """Precompute the usual ``Authorization`` values: one dict lookup per request."""
     return {
-        b"Basic " + base64.b64encode(f"api:{k.key}".encode()): k.access for k in catalog.api_keys
+        b"Basic " + base64.b64encode(f"{user}:{k.key}".encode()): k.access
+        for k in catalog.api_keys
+        for user in ("api", "")
     }
 
 
@@ -953,8 +1374,15 @@ def _canonical_guid(value: str) -> str:
         return value
 
 
-def _date_or_none(value: datetime | None) -> str | None:
-    return None if value is None else format_datetime(value)
+def _digits(key: str) -> int:
+    """Pick 0 to 7 fractional digits for a timestamp, stable per field (real tenants vary)."""
+    return zlib.crc32(key.encode()) % 8
+
+
+def _date_field(value: datetime | None, owner: str, name: str) -> str | None:
+    if value is None:
+        return None
+    return format_datetime(value, digits=_digits(f"{owner}/{name}"))
 
 
 def _base_url(scope: Scope) -> str:

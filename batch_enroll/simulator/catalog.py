@@ -1,19 +1,33 @@
 """Load and validate the simulator's catalog: keys, courses, sessions, users, groups.
 
-A catalog is a JSON document::
+A catalog is a JSON document (contract version 2: every id is a GUID)::
 
     {"api_keys": [{"key": "...", "access": "FullControl" | "ReadOnly"}],
+     "max_enrollments_per_course": 5000,
      "courses": [<course as in the API contract, with "CourseSessions">],
-     "users": [{"Id": 1, "LoginName": "i:0#.f|membership|kay@contoso.com",
+     "users": [{"Id": "<guid>", "LoginName": "i:0#.f|membership|kay@contoso.com",
                 "Email": "kay@contoso.com", "Title": "Kay"}],
-     "groups": [{"Id": 5001, "LoginName": "c:0o.c|...", "Title": "New hires"}],
-     "enrollments": [{"CourseId": 101, "UserLoginName": "kay@contoso.com",
+     "groups": [{"Id": "<guid>", "LoginName": "c:0o.c|...", "Title": "New hires"}],
+     "enrollments": [{"CourseId": "<guid>", "UserLoginName": "kay@contoso.com",
                       "CourseSessionIds": [...], "RegistrationStatus": "Active"}]}
 
-Date fields (``StartDate``, ``EndDate``, ``RegistrationDeadline``) are absolute ISO-8601 or
-relative to the load time (``"+30d"``, ``"-2d"``, ``"+3h"``, ``"+14d3h"``; units w, d, h, m, s),
-so shipped sample data never expires. Unknown keys are rejected: a typo such as
-``"IsPublised"`` would otherwise silently publish a course.
+A course holds the contract's fields: ``Id`` (GUID), ``CourseID`` (the visible code: optional,
+may be empty or shared), ``Title``, ``CourseCatalogId``, ``CourseType``,
+``CourseSessionEnrollmentType``, ``EnrollmentFlow``, ``IsPublished``, ``IsEnded``, ``IsDeleted``,
+``MaxAttendees`` and ``EnrollmentDeadline`` (course level, for EnrollToAll),
+``WaitingListEnabled``, ``IsEnrollmentWithoutSessionsAllowed``, ``UnenrollDisabled``. A session
+holds ``Id``, ``Title``, ``StartDate``, ``EndDate``, ``EnrollmentDeadline``, ``TimeZone`` (a
+Windows zone name, as LMS365 writes it), ``MaxAttendees``, ``TakenSeatsCount``, ``IsGroup`` and
+``GroupId``. A session group (``IsGroup: true``) has no dates of its own: the API serves its
+placeholders; its members name it in ``GroupId``. User and group ``Id`` may be left out: a
+stable GUID is derived from the login name.
+
+``max_enrollments_per_course`` (default 5,000, LMS365's documented cap) lets a test reach the
+cap with a handful of people.
+
+Date fields are absolute ISO-8601 or relative to the load time (``"+30d"``, ``"-2d"``, ``"+3h"``,
+``"+14d3h"``; units w, d, h, m, s), so shipped sample data never expires. Unknown keys are
+rejected: a typo such as ``"IsPublised"`` would otherwise silently publish a course.
 
 Everything here is immutable; the simulator keeps the mutable state (seat counts, enrollments)
 itself, which is what lets it reset to the catalog at any time.
@@ -21,10 +35,12 @@ itself, which is what lets it reset to the catalog at any time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import uuid
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,8 +51,14 @@ from typing import Any, Final
 __all__ = [
     "ACCESS_LEVELS",
     "COURSE_TYPES",
+    "DEFAULT_COURSE_CATALOG_ID",
+    "DEFAULT_MAX_ENROLLMENTS",
+    "ENROLLMENT_FLOWS",
     "ENROLLMENT_TYPES",
+    "GROUP_END",
+    "GROUP_START",
     "ILT_COURSE_TYPES",
+    "WINDOWS_TIME_ZONES",
     "ApiKey",
     "Catalog",
     "CatalogError",
@@ -46,9 +68,12 @@ __all__ = [
     "Principal",
     "SeedEnrollment",
     "User",
+    "canonical_guid",
     "format_datetime",
     "load_catalog",
+    "login_key",
     "parse_date",
+    "stable_guid",
     "upn_of",
 ]
 
@@ -56,11 +81,51 @@ ACCESS_LEVELS: Final = frozenset({"FullControl", "ReadOnly"})
 COURSE_TYPES: Final = frozenset({"ELearning", "ClassRoom", "Webinar", "TrainingPlan"})
 ILT_COURSE_TYPES: Final = frozenset({"ClassRoom", "Webinar"})
 ENROLLMENT_TYPES: Final = frozenset({"EnrollToSingle", "EnrollToMultiple", "EnrollToAll"})
-REGISTRATION_STATUSES: Final = frozenset({"Active", "Pending"})
+ENROLLMENT_FLOWS: Final = frozenset(
+    {
+        "AutomaticApproval",
+        "LineManagerApproval",
+        "LMSAdministratorsApproval",
+        "CustomApproval",
+        "ExternalWebhookApproval",
+    }
+)
+REGISTRATION_STATUSES: Final = frozenset({"Active", "Pending", "WaitingList"})
+DEFAULT_MAX_ENROLLMENTS: Final = 5000
+# Every course sits in a course catalog; one the catalog file does not name goes here.
+DEFAULT_COURSE_CATALOG_ID: Final = "b1670146-674a-4730-9e9d-d7d29ba52385"
+# The placeholder dates LMS365 gives a session group (seen on real tenants).
+GROUP_START: Final = datetime(1753, 1, 1, tzinfo=UTC)
+GROUP_END: Final = datetime(9999, 12, 31, 23, 59, 59, 997000, tzinfo=UTC)
+
+# LMS365 names time zones the Windows way; zoneinfo knows them by their IANA names.
+WINDOWS_TIME_ZONES: Final[Mapping[str, str]] = {
+    "UTC": "UTC",
+    "GMT Standard Time": "Europe/London",
+    "W. Europe Standard Time": "Europe/Berlin",
+    "Romance Standard Time": "Europe/Paris",
+    "Central European Standard Time": "Europe/Warsaw",
+    "Central Europe Standard Time": "Europe/Budapest",
+    "FLE Standard Time": "Europe/Helsinki",
+    "GTB Standard Time": "Europe/Bucharest",
+    "Russian Standard Time": "Europe/Moscow",
+    "India Standard Time": "Asia/Kolkata",
+    "Singapore Standard Time": "Asia/Singapore",
+    "China Standard Time": "Asia/Shanghai",
+    "Tokyo Standard Time": "Asia/Tokyo",
+    "AUS Eastern Standard Time": "Australia/Sydney",
+    "New Zealand Standard Time": "Pacific/Auckland",
+    "Eastern Standard Time": "America/New_York",
+    "Central Standard Time": "America/Chicago",
+    "Mountain Standard Time": "America/Denver",
+    "Pacific Standard Time": "America/Los_Angeles",
+    "E. South America Standard Time": "America/Sao_Paulo",
+}
 
 _RELATIVE = re.compile(r"([+-])((?:\d+[wdhms])+)")
 _RELATIVE_PART = re.compile(r"(\d+)([wdhms])")
 _UNIT_SECONDS: Final = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_CLAIMS = re.compile(r"i:0#\.f\|membership\|", re.IGNORECASE)
 _CLAIMS_PREFIX: Final = "i:0#.f|membership|"
 
 
@@ -78,22 +143,46 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True)
 class CourseSession:
-    """One session of an instructor-led course, as loaded (seat counts move in the app)."""
+    """One session (or session group) of an instructor-led course, as loaded.
+
+    Seat counts move in the app; ``taken_seats`` is the catalog's starting value.
+    """
 
     id: str
     title: str
     start_date: datetime | None
     end_date: datetime | None
-    registration_deadline: datetime | None
+    enrollment_deadline: datetime | None
     max_attendees: int | None
-    attendees_count: int
+    taken_seats: int
+    time_zone: str | None = None
+    is_group: bool = False
+    group_id: str | None = None
+
+    @property
+    def start_date_local(self) -> str | None:
+        """Return the start in the session's own time zone, ISO without offset, if known."""
+        if self.is_group or self.start_date is None or self.time_zone is None:
+            return None
+        zone = zoneinfo.ZoneInfo(WINDOWS_TIME_ZONES[self.time_zone])
+        return self.start_date.astimezone(zone).replace(tzinfo=None).isoformat()
+
+    @property
+    def served_start(self) -> datetime | None:
+        """Return the start date as served: a group's is the 1753 placeholder."""
+        return GROUP_START if self.is_group else self.start_date
+
+    @property
+    def served_end(self) -> datetime | None:
+        """Return the end date as served: a group's is the 9999 placeholder."""
+        return GROUP_END if self.is_group else self.end_date
 
 
 @dataclass(frozen=True, slots=True)
 class Course:
     """A course with its sessions."""
 
-    id: int
+    id: str
     title: str
     course_type: str
     session_enrollment_type: str | None
@@ -102,6 +191,13 @@ class Course:
     is_ended: bool
     is_deleted: bool
     sessions: tuple[CourseSession, ...] = ()
+    code: str | None = None
+    catalog_id: str = DEFAULT_COURSE_CATALOG_ID
+    max_attendees: int | None = None
+    enrollment_deadline: datetime | None = None
+    waiting_list_enabled: bool = False
+    enrollment_without_sessions_allowed: bool = True
+    unenroll_disabled: bool = False
 
     @property
     def is_ilt(self) -> bool:
@@ -113,12 +209,16 @@ class Course:
         """Tell whether the course accepts enrollments at all."""
         return self.is_published and not self.is_ended and not self.is_deleted
 
+    def members_of(self, group_id: str) -> tuple[CourseSession, ...]:
+        """Return the sessions of a session group."""
+        return tuple(s for s in self.sessions if s.group_id == group_id)
+
 
 @dataclass(frozen=True, slots=True)
 class User:
     """A user of the tenant."""
 
-    id: int
+    id: str
     login_name: str
     email: str
     title: str
@@ -128,7 +228,7 @@ class User:
 class Group:
     """A group; it can be enrolled by its login name or, for custom groups, by its id."""
 
-    id: int
+    id: str
     login_name: str
     title: str
 
@@ -140,7 +240,7 @@ Principal = User | Group
 class SeedEnrollment:
     """An enrollment that exists before the run starts."""
 
-    course_id: int
+    course_id: str
     user_login_name: str
     course_session_ids: tuple[str, ...] = ()
     registration_status: str = "Active"
@@ -155,10 +255,11 @@ class Catalog:
     users: tuple[User, ...]
     groups: tuple[Group, ...] = ()
     enrollments: tuple[SeedEnrollment, ...] = ()
+    max_enrollments_per_course: int = DEFAULT_MAX_ENROLLMENTS
     _principals: dict[str, Principal] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
-    _courses_by_id: dict[int, Course] = field(
+    _courses_by_id: dict[str, Course] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -170,13 +271,16 @@ class Catalog:
         """Build a catalog from parsed JSON, resolving relative dates against ``now``."""
         return _parse_catalog(data, now=_utc(now or datetime.now(UTC)))
 
-    def course(self, course_id: int) -> Course | None:
-        """Return the course with this id, if any."""
-        return self._courses_by_id.get(course_id)
+    def course(self, course_id: str) -> Course | None:
+        """Return the course with this id (a GUID in any case, with or without braces)."""
+        return self._courses_by_id.get(canonical_guid(course_id) or course_id)
 
     def resolve(self, login: str) -> Principal | None:
         """Find the user or group a ``userLoginName`` names (claims, UPN, e-mail or group id)."""
-        return self._principals.get(login.lower())
+        guid = canonical_guid(login)
+        if guid is not None:
+            return self._principals.get(guid)
+        return self._principals.get(login_key(login))
 
     def access_of(self, key: str) -> str | None:
         """Return the access level of an API key, or None when the key is unknown."""
@@ -218,32 +322,76 @@ def load_catalog(
         raise CatalogError(f"catalog {source}: {exc}") from None
 
 
-def format_datetime(value: datetime, *, milliseconds: bool = False) -> str:
-    """Write a UTC timestamp the way the API does (``2026-12-01T09:00:00Z``)."""
+def format_datetime(value: datetime, *, digits: int | None = None) -> str:
+    """Write a UTC timestamp the way LMS365 does: ``Z``, 0 to 7 fractional digits.
+
+    LMS365 (.NET) keeps 7 digits of ticks and trims trailing zeros, and some of its answers
+    pad instead; ``digits`` asks for at least that many digits (never fewer than the value
+    needs, so nothing is lost). Without it, trailing zeros are trimmed.
+    """
     value = _utc(value)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if milliseconds:
-        text += f".{value.microsecond // 1000:03d}"
-    return text + "Z"
+    ticks = f"{value.microsecond:06d}0".rstrip("0")
+    if digits is not None and digits > len(ticks):
+        ticks = ticks.ljust(min(digits, 7), "0")
+    return f"{text}.{ticks}Z" if ticks else f"{text}Z"
 
 
 def upn_of(login_name: str) -> str:
     """Return the UPN part of a claims login name (the whole name when it is not claims)."""
-    return login_name.rsplit("|", 1)[-1]
+    return _CLAIMS.sub("", login_name, count=1) if _CLAIMS.match(login_name) else login_name
+
+
+def login_key(login: str) -> str:
+    """Return a login as LMS365 compares it: without the claims prefix, in any case."""
+    return upn_of(login.strip()).lower()
+
+
+def stable_guid(name: str) -> str:
+    """Return a random-looking (version 4) GUID that is always the same for ``name``.
+
+    Reproducible ids let two runs be compared; version 4 is what LMS365's ids look like.
+    """
+    digest = hashlib.sha256(name.encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def canonical_guid(value: str) -> str | None:
+    """Return a GUID in canonical lowercase form (any case, braces allowed), else None."""
+    text = value.strip()
+    if not re.fullmatch(r"\{?[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\}?", text):
+        return None
+    if text.startswith("{") != text.endswith("}"):
+        return None
+    return str(uuid.UUID(text.strip("{}")))
 
 
 # --- parsing ---------------------------------------------------------------------------------
 
-_CATALOG_KEYS: Final = {"api_keys", "courses", "users", "groups", "enrollments"}
+_CATALOG_KEYS: Final = {
+    "api_keys",
+    "courses",
+    "users",
+    "groups",
+    "enrollments",
+    "max_enrollments_per_course",
+}
 _COURSE_KEYS: Final = {
     "Id",
+    "CourseID",
     "Title",
+    "CourseCatalogId",
     "CourseType",
     "CourseSessionEnrollmentType",
     "EnrollmentFlow",
     "IsPublished",
     "IsEnded",
     "IsDeleted",
+    "MaxAttendees",
+    "EnrollmentDeadline",
+    "WaitingListEnabled",
+    "IsEnrollmentWithoutSessionsAllowed",
+    "UnenrollDisabled",
     "CourseSessions",
 }
 _SESSION_KEYS: Final = {
@@ -251,14 +399,20 @@ _SESSION_KEYS: Final = {
     "Title",
     "StartDate",
     "EndDate",
-    "RegistrationDeadline",
+    "EnrollmentDeadline",
+    "TimeZone",
     "MaxAttendees",
-    "AttendeesCount",
+    "TakenSeatsCount",
+    "IsGroup",
+    "GroupId",
 }
 
 
 def _parse_catalog(data: Mapping[str, Any], *, now: datetime) -> Catalog:
     _check_keys(data, allowed=_CATALOG_KEYS, required={"api_keys", "courses", "users"}, where="")
+    cap = _int(data, "max_enrollments_per_course", where="", default=DEFAULT_MAX_ENROLLMENTS)
+    if cap < 1:
+        raise CatalogError("max_enrollments_per_course must be at least 1")
     return Catalog(
         api_keys=tuple(
             _parse_key(item, where=f"api_keys[{i}]")
@@ -280,6 +434,7 @@ def _parse_catalog(data: Mapping[str, Any], *, now: datetime) -> Catalog:
             _parse_seed(item, where=f"enrollments[{i}]")
             for i, item in enumerate(_list(data, "enrollments", where="", default=[]))
         ),
+        max_enrollments_per_course=cap,
     )
 
 
@@ -303,15 +458,32 @@ def _parse_course(item: Any, *, now: datetime, where: str) -> Course:
     enrollment_type = obj.get("CourseSessionEnrollmentType")
     if enrollment_type is not None and not isinstance(enrollment_type, str):
         raise CatalogError(f"{where}.CourseSessionEnrollmentType must be a string or null")
+    code = obj.get("CourseID")
+    if code is not None and not isinstance(code, str):
+        raise CatalogError(f"{where}.CourseID must be a string or null, got {code!r}")
+    catalog_id = obj.get("CourseCatalogId")
     return Course(
-        id=_int(obj, "Id", where=where),
+        id=_guid(obj, "Id", where=where),
+        code=code,
         title=_str(obj, "Title", where=where),
+        catalog_id=(
+            DEFAULT_COURSE_CATALOG_ID
+            if catalog_id is None
+            else _guid(obj, "CourseCatalogId", where=where)
+        ),
         course_type=_str(obj, "CourseType", where=where),
         session_enrollment_type=enrollment_type,
         enrollment_flow=_str(obj, "EnrollmentFlow", where=where, default="AutomaticApproval"),
         is_published=_bool(obj, "IsPublished", where=where, default=True),
         is_ended=_bool(obj, "IsEnded", where=where, default=False),
         is_deleted=_bool(obj, "IsDeleted", where=where, default=False),
+        max_attendees=_limit(obj, where=where),
+        enrollment_deadline=_date(obj, "EnrollmentDeadline", now=now, where=where),
+        waiting_list_enabled=_bool(obj, "WaitingListEnabled", where=where, default=False),
+        enrollment_without_sessions_allowed=_bool(
+            obj, "IsEnrollmentWithoutSessionsAllowed", where=where, default=True
+        ),
+        unenroll_disabled=_bool(obj, "UnenrollDisabled", where=where, default=False),
         sessions=sessions,
     )
 
@@ -319,37 +491,48 @@ def _parse_course(item: Any, *, now: datetime, where: str) -> Course:
 def _parse_session(item: Any, *, now: datetime, where: str) -> CourseSession:
     obj = _object(item, where=where)
     _check_keys(obj, allowed=_SESSION_KEYS, required={"Id"}, where=where)
-    raw_id = _str(obj, "Id", where=where)
-    try:
-        session_id = str(uuid.UUID(raw_id))
-    except ValueError:
-        raise CatalogError(f"{where}.Id must be a GUID, got {raw_id!r}") from None
-    max_attendees = obj.get("MaxAttendees")
-    if max_attendees is not None:
-        max_attendees = _int(obj, "MaxAttendees", where=where)
-        if max_attendees < 0:
-            raise CatalogError(f"{where}.MaxAttendees must not be negative")
-    attendees = _int(obj, "AttendeesCount", where=where, default=0)
-    if attendees < 0:
-        raise CatalogError(f"{where}.AttendeesCount must not be negative")
+    is_group = _bool(obj, "IsGroup", where=where, default=False)
+    if is_group and ({"StartDate", "EndDate", "GroupId"} & set(obj)):
+        raise CatalogError(
+            f"{where}: a session group has no StartDate, EndDate or GroupId of its own "
+            "(the API serves its 1753/9999 placeholders)"
+        )
+    taken = _int(obj, "TakenSeatsCount", where=where, default=0)
+    if taken < 0:
+        raise CatalogError(f"{where}.TakenSeatsCount must not be negative")
+    time_zone = obj.get("TimeZone")
+    if time_zone is not None and time_zone not in WINDOWS_TIME_ZONES:
+        raise CatalogError(
+            f"{where}.TimeZone {time_zone!r} is not a Windows time zone name the simulator knows; "
+            f"use one of {sorted(WINDOWS_TIME_ZONES)}"
+        )
+    group_id = obj.get("GroupId")
     return CourseSession(
-        id=session_id,
+        id=_guid(obj, "Id", where=where),
         title=_str(obj, "Title", where=where, default=""),
         start_date=_date(obj, "StartDate", now=now, where=where),
         end_date=_date(obj, "EndDate", now=now, where=where),
-        registration_deadline=_date(obj, "RegistrationDeadline", now=now, where=where),
-        max_attendees=max_attendees,
-        attendees_count=attendees,
+        enrollment_deadline=_date(obj, "EnrollmentDeadline", now=now, where=where),
+        max_attendees=_limit(obj, where=where),
+        taken_seats=taken,
+        time_zone=time_zone,
+        is_group=is_group,
+        group_id=None if group_id is None else _guid(obj, "GroupId", where=where),
     )
 
 
 def _parse_user(item: Any, *, where: str) -> User:
     obj = _object(item, where=where)
     keys = {"Id", "LoginName", "Email", "Title"}
-    _check_keys(obj, allowed=keys, required={"Id", "LoginName", "Email"}, where=where)
+    _check_keys(obj, allowed=keys, required={"LoginName", "Email"}, where=where)
+    login = _str(obj, "LoginName", where=where)
+    if not _CLAIMS.match(login):
+        raise CatalogError(f"{where}.LoginName must be in claims form {_CLAIMS_PREFIX}<upn>")
+    # LMS365 stores the claims prefix in lower case, whatever case it was written in.
+    login = _CLAIMS_PREFIX + upn_of(login)
     return User(
-        id=_int(obj, "Id", where=where),
-        login_name=_str(obj, "LoginName", where=where),
+        id=_guid(obj, "Id", where=where) if "Id" in obj else _derived_id(login),
+        login_name=login,
         email=_str(obj, "Email", where=where),
         title=_str(obj, "Title", where=where, default=""),
     )
@@ -358,10 +541,11 @@ def _parse_user(item: Any, *, where: str) -> User:
 def _parse_group(item: Any, *, where: str) -> Group:
     obj = _object(item, where=where)
     keys = {"Id", "LoginName", "Title"}
-    _check_keys(obj, allowed=keys, required={"Id", "LoginName"}, where=where)
+    _check_keys(obj, allowed=keys, required={"LoginName"}, where=where)
+    login = _str(obj, "LoginName", where=where)
     return Group(
-        id=_int(obj, "Id", where=where),
-        login_name=_str(obj, "LoginName", where=where),
+        id=_guid(obj, "Id", where=where) if "Id" in obj else _derived_id(login),
+        login_name=login,
         title=_str(obj, "Title", where=where, default=""),
     )
 
@@ -374,11 +558,24 @@ def _parse_seed(item: Any, *, where: str) -> SeedEnrollment:
     if not all(isinstance(s, str) for s in session_ids):
         raise CatalogError(f"{where}.CourseSessionIds must be a list of strings")
     return SeedEnrollment(
-        course_id=_int(obj, "CourseId", where=where),
+        course_id=_guid(obj, "CourseId", where=where),
         user_login_name=_str(obj, "UserLoginName", where=where),
         course_session_ids=tuple(session_ids),
         registration_status=_str(obj, "RegistrationStatus", where=where, default="Active"),
     )
+
+
+def _derived_id(login: str) -> str:
+    return stable_guid(f"principal:{login.lower()}")
+
+
+def _limit(obj: Mapping[str, Any], *, where: str) -> int | None:
+    if obj.get("MaxAttendees") is None:
+        return None
+    value = _int(obj, "MaxAttendees", where=where)
+    if value < 0:
+        raise CatalogError(f"{where}.MaxAttendees must not be negative")
+    return value
 
 
 # --- cross-checks ----------------------------------------------------------------------------
@@ -399,19 +596,19 @@ def _validate_and_index(catalog: Catalog) -> None:
     _unique([g.id for g in catalog.groups], what="group Id")
     principals = catalog._principals
     for user in catalog.users:
-        for name in {user.login_name, upn_of(user.login_name), user.email}:
+        for name in {login_key(user.login_name), user.email.lower(), user.id}:
             _add_principal(principals, name, user)
     for group in catalog.groups:
-        for name in {group.login_name, str(group.id)}:
+        for name in {login_key(group.login_name), group.id}:
             _add_principal(principals, name, group)
 
-    held: set[tuple[int, Principal]] = set()
+    held: set[tuple[str, Principal]] = set()
     for i, seed in enumerate(catalog.enrollments):
         where = f"enrollments[{i}]"
         seeded = catalog._courses_by_id.get(seed.course_id)
         if seeded is None:
             raise CatalogError(f"{where}: no course with Id {seed.course_id}")
-        principal = principals.get(seed.user_login_name.lower())
+        principal = catalog.resolve(seed.user_login_name)
         if principal is None:
             raise CatalogError(f"{where}: no user or group {seed.user_login_name!r}")
         if (seeded.id, principal) in held:
@@ -419,7 +616,7 @@ def _validate_and_index(catalog: Catalog) -> None:
         held.add((seeded.id, principal))
         own = {s.id for s in seeded.sessions}
         for session_id in seed.course_session_ids:
-            if _normal_guid(session_id) not in own:
+            if canonical_guid(session_id) not in own:
                 raise CatalogError(f"{where}: {session_id!r} is not a session of {seeded.id}")
         if seed.registration_status not in REGISTRATION_STATUSES:
             raise CatalogError(
@@ -433,6 +630,11 @@ def _validate_course(course: Course) -> None:
         raise CatalogError(
             f"{where}: CourseType must be one of {sorted(COURSE_TYPES)}, got {course.course_type!r}"
         )
+    if course.enrollment_flow not in ENROLLMENT_FLOWS:
+        raise CatalogError(
+            f"{where}: EnrollmentFlow must be one of {sorted(ENROLLMENT_FLOWS)}, "
+            f"got {course.enrollment_flow!r}"
+        )
     if course.is_ilt:
         if course.session_enrollment_type not in ENROLLMENT_TYPES:
             raise CatalogError(
@@ -444,14 +646,20 @@ def _validate_course(course: Course) -> None:
             raise CatalogError(f"{where}: CourseSessionEnrollmentType is only for ILT courses")
         if course.sessions:
             raise CatalogError(f"{where}: only ClassRoom and Webinar courses have sessions")
+    groups = {s.id for s in course.sessions if s.is_group}
+    for session in course.sessions:
+        if session.group_id is not None and session.group_id not in groups:
+            raise CatalogError(
+                f"{where}: session {session.id} names GroupId {session.group_id}, "
+                "which is not a session group of this course"
+            )
 
 
 def _add_principal(index: dict[str, Principal], name: str, principal: Principal) -> None:
-    key = name.lower()
-    other = index.get(key)
+    other = index.get(name)
     if other is not None and other != principal:
         raise CatalogError(f"login name {name!r} names both {other} and {principal}")
-    index[key] = principal
+    index[name] = principal
 
 
 def _unique(values: Sequence[object], *, what: str) -> None:
@@ -460,13 +668,6 @@ def _unique(values: Sequence[object], *, what: str) -> None:
         if value in seen:
             raise CatalogError(f"duplicate {what} {value!r}")
         seen.add(value)
-
-
-def _normal_guid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return value
 
 
 # --- typed field readers ---------------------------------------------------------------------
@@ -519,8 +720,17 @@ def _int(obj: Mapping[str, Any], name: str, *, where: str, default: Any = _MISSI
     value = _field(obj, name, default)
     # bool is an int subclass; True as a course id is a mistake, not 1.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise CatalogError(f"{where}.{name} must be an integer, got {value!r}")
+        label = f"{where}.{name}" if where else name
+        raise CatalogError(f"{label} must be an integer, got {value!r}")
     return value
+
+
+def _guid(obj: Mapping[str, Any], name: str, *, where: str) -> str:
+    value = _field(obj, name, _MISSING)
+    guid = canonical_guid(value) if isinstance(value, str) else None
+    if guid is None:
+        raise CatalogError(f"{where}.{name} must be a GUID, got {value!r}")
+    return guid
 
 
 def _bool(obj: Mapping[str, Any], name: str, *, where: str, default: bool) -> bool:
