@@ -27,7 +27,7 @@ from batch_enroll.ids import (
     parse_time,
     session_guids,
 )
-from batch_enroll.model import ENROLL, INVALID, OK
+from batch_enroll.model import DUPLICATE, ENROLL, INVALID, OK
 from batch_enroll.pool import map_concurrently
 
 __all__ = [
@@ -448,12 +448,19 @@ async def resolve_frame(
     if not clean.any():
         return {}
     keys = frame["_course_key"].astype(str)
-    lookup = clean & (frame["_course"].astype(str) == "")
+    unresolved = frame["_course"].astype(str) == ""
+    lookup = clean & unresolved
     if lookup.any():
         answers = await find_courses(
             client, keys[lookup].unique().tolist(), concurrency=concurrency
         )
-        _set_verdicts(frame, lookup, keys.map(answers), column="_course")
+        verdicts = keys.map(answers)
+        # A duplicate names what its first row names: show the same course beside it.
+        repeats = (frame["status"] == DUPLICATE) & unresolved & verdicts.notna()
+        if repeats.any():
+            found = verdicts[repeats].map(lambda m: ";".join(m.ids) if m.ok else "")
+            frame.loc[repeats, "_course"] = found
+        _set_verdicts(frame, lookup, verdicts, column="_course")
     clean = frame["status"] == OK
     courses = await fetch_courses(
         client, frame.loc[clean, "_course"].astype(str).unique().tolist(), concurrency=concurrency
