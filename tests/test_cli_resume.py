@@ -25,7 +25,13 @@ from tests.conftest import FULL_KEY
 
 pytestmark = pytest.mark.slow
 
+# The sheets name these courses by their codes, as HR does; LMS365 knows them by GUID.
 COURSES = (201, 202, 203)
+
+
+def course_guid(code: int) -> str:
+    """Return the GUID of the test course with this code."""
+    return f"00000000-0000-4000-8000-000000000{code}"
 
 
 def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
@@ -35,7 +41,8 @@ def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
             "api_keys": [{"key": key, "access": "FullControl"}],
             "courses": [
                 {
-                    "Id": cid,
+                    "Id": course_guid(cid),
+                    "CourseID": str(cid),
                     "Title": f"Course {cid}",
                     "CourseType": "ELearning",
                     "CourseSessionEnrollmentType": None,
@@ -49,7 +56,6 @@ def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
             ],
             "users": [
                 {
-                    "Id": 1000 + n,
                     "LoginName": f"i:0#.f|membership|user{n}@contoso.com",
                     "Email": f"user{n}@contoso.com",
                     "Title": f"User {n}",
@@ -62,13 +68,15 @@ def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
     )
 
 
-def write_sheet(path: Path, users: int) -> Path:
+def write_sheet(path: Path, users: int, *, by_guid: bool = False) -> Path:
+    """Write a sheet naming the courses by code (or by GUID, which needs no lookup)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["course_id", "user_login_name", "employee_no"])
         for n in range(users):
             for cid in COURSES:
-                writer.writerow([cid, f"user{n}@contoso.com", f"E{n:05d}"])
+                course = course_guid(cid) if by_guid else cid
+                writer.writerow([course, f"user{n}@contoso.com", f"E{n:05d}"])
     return path
 
 
@@ -410,7 +418,8 @@ def test_a_run_refused_by_its_key_can_simply_be_run_again(server_for, tmp_path: 
 
 def test_resume_tries_again_the_rows_that_ran_out_of_retries(server_for, tmp_path: Path) -> None:
     server = server_for(4, fault_rate=1.0, seed=2)  # every answer a 5xx
-    sheet = write_sheet(tmp_path / "hires.csv", 4)
+    # By GUID: nothing to look up, so the rows are sent and run out of retries.
+    sheet = write_sheet(tmp_path / "hires.csv", 4, by_guid=True)
     out = tmp_path / "results.csv"
     args = [
         "run",
@@ -432,3 +441,16 @@ def test_resume_tries_again_the_rows_that_ran_out_of_retries(server_for, tmp_pat
     result = run_cli(*args, "--resume")
     assert result.exit_code == 0, result.output
     assert_complete(out, 12, server)
+
+
+def test_an_unreadable_course_list_sends_nothing(server_for, tmp_path: Path) -> None:
+    server = server_for(2, fault_rate=1.0, seed=2)  # every answer a 5xx
+    sheet = write_sheet(tmp_path / "hires.csv", 2)  # by code: the list must be read first
+    out = tmp_path / "results.csv"
+    result = run_cli(
+        "run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--max-retries", "0"
+    )
+    assert result.exit_code == 1, result.output
+    assert "could not look courses up by code or title" in result.output
+    assert {r["status"] for r in read_results(out)} == {"not_attempted"}
+    assert httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] == 0
