@@ -208,11 +208,16 @@ async def find_courses(
             await pages.aclose()
     if not complete:
 
-        async def by_filter(key: str) -> list[CourseRef]:
-            return _refs(await client.find_courses(course_filter(key)))
+        async def by_filter(key: str) -> list[CourseRef] | CallFailed:
+            try:
+                return _refs(await client.find_courses(course_filter(key)))
+            except CallFailed as exc:
+                return exc  # raised below as itself, not inside a task group's ExceptionGroup
 
         found = await map_concurrently(wanted, by_filter, concurrency=concurrency)
         for refs in found.values():
+            if isinstance(refs, CallFailed):
+                raise refs
             catalogue.extend(refs)
     for key in wanted:
         answers[key] = match_course(key, catalogue)
