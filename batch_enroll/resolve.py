@@ -49,7 +49,9 @@ __all__ = [
     "match_sessions",
     "parse_guid",
     "parse_time",
+    "resolution_changes",
     "resolve_frame",
+    "resolved_courses",
     "session_guids",
     "session_label",
     "session_local_start",
@@ -521,3 +523,25 @@ def describe(frame: pd.DataFrame, courses: Mapping[str, CourseInfo]) -> pd.DataF
         )
     frame["session_titles"] = [labels[(c, s)] for c, s in zip(course_ids, sessions, strict=True)]
     return frame
+
+
+def resolved_courses(frame: pd.DataFrame) -> dict[str, str]:
+    """Return what each course cell resolved to: normalised cell -> course GUID."""
+    found = frame.loc[frame["_course"].astype(str) != "", ["_course_key", "_course"]]
+    return dict(zip(found["_course_key"].astype(str), found["_course"].astype(str), strict=True))
+
+
+def resolution_changes(before: Mapping[str, str], now: Mapping[str, str]) -> str:
+    """Say which course cells now name another course than when a run started; "" if none.
+
+    A resumed run must send each row to the course its first run meant: a course
+    renamed or recoded in between would otherwise send the rest elsewhere.
+    """
+    changed = sorted(key for key in before.keys() & now.keys() if before[key] != now[key])
+    if not changed:
+        return ""
+    shown = ", ".join(f'"{key}" ({before[key]} then, {now[key]} now)' for key in changed[:3])
+    return (
+        f"the course cell {shown} names another course in LMS365 than when this run started;"
+        " nothing was sent. Write the course's id (GUID) in the sheet and start a new run"
+    )

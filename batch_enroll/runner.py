@@ -56,7 +56,13 @@ from batch_enroll.reporter import (
     write_csv,
     write_summary_json,
 )
-from batch_enroll.resolve import CourseInfo, describe, resolve_frame
+from batch_enroll.resolve import (
+    CourseInfo,
+    describe,
+    resolution_changes,
+    resolve_frame,
+    resolved_courses,
+)
 from batch_enroll.validator import check_offline, check_sessions, jobs_from
 
 __all__ = [
@@ -306,6 +312,12 @@ async def _send(run: _Run, stop: StopControl) -> _Outcome:
             return _Outcome(results, PoolEnd.FAILED, unreachable)
         check_sessions(checked, courses, require_session=options.require_session)
         describe(checked, courses)
+        resolved = resolved_courses(checked)
+        if run.prior is not None:
+            changed = resolution_changes(run.prior.resolved, resolved)
+            if changed:
+                return _Outcome(results, PoolEnd.FAILED, changed)
+        run.journal.resolved(resolved)
         try:
             if options.resolve_users:
                 await resolve_users(client, checked)
@@ -539,6 +551,9 @@ def _report(run: _Run, outcome: _Outcome) -> Summary:
         exit_code = EXIT_AUTH
     elif outcome.end is PoolEnd.INTERRUPTED:
         exit_code = EXIT_INTERRUPTED
+    elif outcome.end is PoolEnd.FAILED:
+        # Stopped before sending (a refused resume, say): never a clean exit.
+        exit_code = max(exit_code, EXIT_ROW_PROBLEMS)
     summary = summarise(
         frame,
         command="run",

@@ -34,14 +34,16 @@ def course_guid(code: int) -> str:
     return f"00000000-0000-4000-8000-000000000{code}"
 
 
-def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
+def big_catalog(
+    users: int, *, key: str = FULL_KEY, guid_of: Callable[[int], str] = course_guid
+) -> Catalog:
     """A catalog with many users and three open e-learning courses."""
     return Catalog.from_dict(
         {
             "api_keys": [{"key": key, "access": "FullControl"}],
             "courses": [
                 {
-                    "Id": course_guid(cid),
+                    "Id": guid_of(cid),
                     "CourseID": str(cid),
                     "Title": f"Course {cid}",
                     "CourseType": "ELearning",
@@ -454,3 +456,25 @@ def test_an_unreadable_course_list_sends_nothing(server_for, tmp_path: Path) -> 
     assert "could not look courses up by code or title" in result.output
     assert {r["status"] for r in read_results(out)} == {"not_attempted"}
     assert httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] == 0
+
+
+def test_resume_refuses_when_a_course_code_now_names_another_course(tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path / "hires.csv", 2)
+    out = tmp_path / "results.csv"
+
+    def moved(code: int) -> str:
+        return course_guid(code).replace("0000-4000", "0000-4001")  # recreated: a new GUID
+
+    with SimulatorServer(create_app(big_catalog(2))) as server:
+        args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url]
+        first = run_cli(*args)
+        assert first.exit_code == 0, first.output
+        assert read_journal(Path(f"{out}.journal")).resolved["201"] == course_guid(201)
+        # The courses are recreated in LMS365 between the run and its resume.
+        server.app.catalog = big_catalog(2, guid_of=moved)
+        server.app.reset()
+        again = run_cli(*args, "--resume")
+        assert again.exit_code == 1, again.output
+        assert '"201"' in again.output
+        assert "names another course" in again.output
+        assert httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] == 0
