@@ -102,11 +102,11 @@ COURSES[cid(15)].metadata["CourseSessions"].append(  # type: ignore[index]
 )
 
 
-def verdict(course_id: int, sessions: str = "", *, require: bool = False, **cells: str):
+def verdict(number: int, sessions: str = "", *, require: bool = False, **cells: str):
     frame = check_offline(
         sheet(
             {
-                "course_id": cid(course_id),
+                "course_id": cid(number),
                 "user_login_name": "kay@contoso.com",
                 "course_session_ids": sessions,
                 **cells,
@@ -120,7 +120,7 @@ def verdict(course_id: int, sessions: str = "", *, require: bool = False, **cell
 
 # One case per line of the contract's session-rule table.
 @pytest.mark.parametrize(
-    ("course_id", "sessions", "expected"),
+    ("number", "sessions", "expected"),
     [
         pytest.param(1, "", (OK, ""), id="elearning-none-enrolled"),
         pytest.param(2, "", (OK, ""), id="trainingplan-none-enrolled"),
@@ -151,8 +151,8 @@ def verdict(course_id: int, sessions: str = "", *, require: bool = False, **cell
         pytest.param(15, "", (WARNING, ""), id="course-limit-zero-is-no-limit"),
     ],
 )
-def test_session_rule_table(course_id: int, sessions: str, expected: tuple[str, str]) -> None:
-    status, code, _ = verdict(course_id, sessions)
+def test_session_rule_table(number: int, sessions: str, expected: tuple[str, str]) -> None:
+    status, code, _ = verdict(number, sessions)
     assert (status, code) == expected
 
 
