@@ -15,7 +15,13 @@ import click
 from batch_enroll import __version__
 from batch_enroll.journal import JournalError
 from batch_enroll.loader import LoadError
-from batch_enroll.reporter import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Summary, render_summary
+from batch_enroll.reporter import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    Summary,
+    render_resolved,
+    render_summary,
+)
 from batch_enroll.requestlog import RequestLog
 from batch_enroll.runner import (
     REGIONS,
@@ -457,4 +463,7 @@ def demo(out: Path) -> None:
         journal.unlink(missing_ok=True)  # every demo starts afresh
         summary = run_sheet(sheet, out=out, options=options)
     _print_summary(summary)
+    resolved = render_resolved(out)
+    if resolved:
+        click.echo(resolved)
     click.echo(f"The results CSV went to {out.resolve()}")

@@ -34,6 +34,7 @@ __all__ = [
     "SUMMARY_SCHEMA_VERSION",
     "Summary",
     "neutralise",
+    "render_resolved",
     "render_summary",
     "results_frame",
     "write_csv",
@@ -385,6 +386,32 @@ def render_summary(summary: Summary) -> str:
         lines.append(f"Stopped: {summary.stopped_because}")
     lines.append(f"Results: {summary.output}")
     return "\n".join(lines)
+
+
+def render_resolved(results: Path, *, courses: int = 5, sessions: int = 5) -> str:
+    """Show how a few of a results sheet's course and session names resolved.
+
+    Up to ``courses`` distinct course cells written as a code or title, then up to
+    ``sessions`` distinct bookings of named sessions, each with what it became.
+    """
+    by_course: dict[str, str] = {}
+    by_session: dict[tuple[str, str], str] = {}
+    with Path(results).open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            course, guid = row.get("course_id", ""), row.get("lms_course_id", "")
+            title, booked = row.get("course_title", ""), row.get("session_titles", "")
+            if not title or not guid:
+                continue  # not resolved
+            became = f"{title} ({guid})"
+            if booked and len(by_session) < sessions:
+                by_session.setdefault((course, booked), f"{became}, session {booked}")
+            elif course != guid and len(by_course) < courses:
+                by_course.setdefault(course, became)
+    lines = [f'  "{cell}" -> {became}' for cell, became in by_course.items()]
+    lines += [f'  "{cell}" -> {became}' for (cell, _), became in by_session.items()]
+    if not lines:
+        return ""
+    return "\n".join(["How some of the sheet's course and session names resolved:", *lines])
 
 
 def write_summary_json(summary: Summary, path: Path) -> None:

@@ -58,6 +58,9 @@ def test_demo_runs_the_sample_and_says_where_the_results_went(
     }
     assert "Problems:" in result.output
     assert "Waitlisted: 1 row is on the waiting list" in result.output
+    # The terminal shows a few names resolving, codes, titles and sessions alike.
+    assert '"Workplace Safety Basics" -> Workplace Safety Basics (ac661ba6-' in result.output
+    assert "session Morning, Oslo (2028-03-06 09:00)" in result.output
     # Codes, titles and session names resolve, and the results say to what.
     by_row = {r["row"]: r for r in rows}
     assert by_row["4"]["course_id"] == "Workplace Safety Basics"
