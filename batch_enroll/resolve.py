@@ -424,22 +424,34 @@ async def fetch_courses(
 # -- the sheet ----------------------------------------------------------------------------------
 
 
-def _set_verdicts(
-    frame: pd.DataFrame, rows: pd.Series[bool], verdicts: pd.Series[Any], *, column: str
+def _apply(
+    frame: pd.DataFrame,
+    rows: pd.Series[bool],
+    keys: pd.Series[str],
+    found: Mapping[str, Match],
+    *,
+    column: str,
 ) -> None:
-    """Write each row's resolved id, or mark it invalid with the reason, from per-row Matches."""
-    if not rows.any():
+    """Give the ``rows`` their key's match: the ids in ``column``, or ``invalid`` with why.
+
+    ``found`` holds one Match per distinct key; rows take theirs by a hashed
+    lookup, never by running Python per row.
+    """
+    picked = rows & keys.isin(list(found))
+    if not picked.any():
         return
-    picked = verdicts[rows]
-    good = picked.map(lambda m: m.ok)
-    ok_index = good[good].index
-    bad_index = good[~good].index
-    if len(ok_index):
-        frame.loc[ok_index, column] = picked[ok_index].map(lambda m: ";".join(m.ids))
-    if len(bad_index):
-        frame.loc[bad_index, "status"] = INVALID
-        frame.loc[bad_index, "error_code"] = picked[bad_index].map(lambda m: m.error_code)
-        frame.loc[bad_index, "error_message"] = picked[bad_index].map(lambda m: m.error_message)
+    ids = {key: ";".join(m.ids) for key, m in found.items() if m.ok}
+    codes = {key: m.error_code for key, m in found.items() if not m.ok}
+    messages = {key: m.error_message for key, m in found.items() if not m.ok}
+    row_keys = keys[picked]
+    good = row_keys.isin(list(ids))
+    if good.any():
+        frame.loc[good[good].index, column] = row_keys[good].map(ids)
+    failing = good[~good].index
+    if len(failing):
+        frame.loc[failing, "status"] = INVALID
+        frame.loc[failing, "error_code"] = row_keys[failing].map(codes)
+        frame.loc[failing, "error_message"] = row_keys[failing].map(messages)
 
 
 async def resolve_frame(
@@ -461,27 +473,27 @@ async def resolve_frame(
         answers = await find_courses(
             client, keys[lookup].unique().tolist(), concurrency=concurrency
         )
-        verdicts = keys.map(answers)
         # A duplicate names what its first row names: show the same course beside it.
-        repeats = (frame["status"] == DUPLICATE) & unresolved & verdicts.notna()
-        if repeats.any():
-            found = verdicts[repeats].map(lambda m: ";".join(m.ids) if m.ok else "")
-            frame.loc[repeats, "_course"] = found
-        _set_verdicts(frame, lookup, verdicts, column="_course")
+        repeats = (frame["status"] == DUPLICATE) & unresolved
+        found = {key: match for key, match in answers.items() if match.ok}
+        _apply(frame, repeats, keys, found, column="_course")
+        _apply(frame, lookup, keys, answers, column="_course")
     clean = frame["status"] == OK
     courses = await fetch_courses(
         client, frame.loc[clean, "_course"].astype(str).unique().tolist(), concurrency=concurrency
     )
     named = clean & (frame["_session_cell"].astype(str) != "") & (frame["_action"] == ENROLL)
     if named.any():
-        pairs = frame.loc[named, ["_course", "_session_cell"]].astype(str)
-        matches: dict[tuple[str, str], Match] = {}
-        for course_id, cell in set(zip(pairs["_course"], pairs["_session_cell"], strict=True)):
+        # One key per distinct course and sessions cell: a name means different sessions per course.
+        pairs = frame["_course"].astype(str) + "\x1f" + frame["_session_cell"].astype(str)
+        matches: dict[str, Match] = {}
+        for pair in pairs[named].unique().tolist():
+            course_id, cell = pair.split("\x1f", 1)
             info = courses.get(course_id)
             if info is None or not info.found or not info.is_ilt:
                 continue  # the session rules say what is wrong with these rows
             if info.error:
-                matches[(course_id, cell)] = Match(
+                matches[pair] = Match(
                     error_code="CourseNotRead",
                     error_message=(
                         f"course {info.name} could not be read to find the sessions"
@@ -489,18 +501,8 @@ async def resolve_frame(
                     ),
                 )
             else:
-                matches[(course_id, cell)] = match_sessions(cell, info.session_list())
-        verdicts = pd.Series(
-            [
-                matches.get((c, s))
-                for c, s in zip(pairs["_course"], pairs["_session_cell"], strict=True)
-            ],
-            index=pairs.index,
-            dtype=object,
-        )
-        has = pd.Series(False, index=frame.index)
-        has[verdicts.index] = verdicts.notna().to_numpy()
-        _set_verdicts(frame, has, verdicts.reindex(frame.index), column="_sessions")
+                matches[pair] = match_sessions(cell, info.session_list())
+        _apply(frame, named, pairs, matches, column="_sessions")
     return courses
 
 
