@@ -22,7 +22,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check batch_enroll tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check batch_enroll tests $(wildcard bench)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/deptry .
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_api.py
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

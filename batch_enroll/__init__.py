@@ -5,51 +5,108 @@ The command line is a thin layer over this library::
     from batch_enroll import RunOptions, run_sheet
     summary = run_sheet("hires.xlsx", out="hires-results.csv",
                         options=RunOptions(api_key=key))
+
+Names load on first use, so ``batch-enroll --help`` does not pay for pandas.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from batch_enroll.classifier import Outcome, Verdict, classify_exception, classify_response
-from batch_enroll.client import AuthFailure, LmsClient
-from batch_enroll.loader import LoadError, Sheet, load_sheet
-from batch_enroll.model import Job, RowResult
-from batch_enroll.pool import StopControl, send_jobs
-from batch_enroll.ratelimit import RateLimiter
-from batch_enroll.reporter import Summary, render_summary, results_frame, write_csv
-from batch_enroll.resolve import fetch_courses, resolve_frame
-from batch_enroll.runner import ConfigError, RunOptions, resolve_base_url, run_sheet, validate_sheet
-from batch_enroll.validator import check_offline, check_sessions, jobs_from
+if TYPE_CHECKING:
+    __version__: str
+
+    from batch_enroll.errors import (
+        AuthFailure,
+        BatchEnrollError,
+        CallFailed,
+        ConfigError,
+        JournalError,
+        LoadError,
+        ResumeError,
+        RunLocked,
+    )
+    from batch_enroll.options import (
+        DEFAULT_CONCURRENCY,
+        REGIONS,
+        ConnectionOptions,
+        RunOptions,
+        resolve_base_url,
+    )
+    from batch_enroll.pool import StopHandle
+    from batch_enroll.progress import Progress
+    from batch_enroll.reporter import Summary
+    from batch_enroll.runner import (
+        run_sheet,
+        run_sheet_async,
+        validate_sheet,
+        validate_sheet_async,
+    )
+
+#: Each public name and the module that defines it.
+_HOMES = {
+    "AuthFailure": "errors",
+    "BatchEnrollError": "errors",
+    "CallFailed": "errors",
+    "ConfigError": "errors",
+    "JournalError": "errors",
+    "LoadError": "errors",
+    "ResumeError": "errors",
+    "RunLocked": "errors",
+    "DEFAULT_CONCURRENCY": "options",
+    "REGIONS": "options",
+    "ConnectionOptions": "options",
+    "RunOptions": "options",
+    "resolve_base_url": "options",
+    "StopHandle": "pool",
+    "Progress": "progress",
+    "Summary": "reporter",
+    "run_sheet": "runner",
+    "run_sheet_async": "runner",
+    "validate_sheet": "runner",
+    "validate_sheet_async": "runner",
+}
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
+    "REGIONS",
     "AuthFailure",
+    "BatchEnrollError",
+    "CallFailed",
     "ConfigError",
-    "Job",
-    "LmsClient",
+    "ConnectionOptions",
+    "JournalError",
     "LoadError",
-    "Outcome",
-    "RateLimiter",
-    "RowResult",
+    "Progress",
+    "ResumeError",
+    "RunLocked",
     "RunOptions",
-    "Sheet",
-    "StopControl",
+    "StopHandle",
     "Summary",
-    "Verdict",
     "__version__",
-    "check_offline",
-    "check_sessions",
-    "classify_exception",
-    "classify_response",
-    "fetch_courses",
-    "jobs_from",
-    "load_sheet",
-    "render_summary",
     "resolve_base_url",
-    "resolve_frame",
-    "results_frame",
     "run_sheet",
-    "send_jobs",
+    "run_sheet_async",
     "validate_sheet",
-    "write_csv",
+    "validate_sheet_async",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # Read on demand: importlib.metadata costs more than the rest of --help.
+        from importlib.metadata import version
+
+        globals()[name] = value = version("batch_enroll")
+        return value
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'batch_enroll' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"batch_enroll.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import logging
-import ssl
 import sys
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from batch_enroll import __version__
-from batch_enroll.journal import JournalError
-from batch_enroll.loader import LoadError
-from batch_enroll.reporter import (
-    EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
-    Summary,
-    render_resolved,
-    render_summary,
-)
-from batch_enroll.requestlog import RequestLog
-from batch_enroll.runner import (
-    REGIONS,
-    ConfigError,
-    RunOptions,
-    resolve_base_url,
-    run_sheet,
-    validate_sheet,
-)
+from batch_enroll.errors import BatchEnrollError, ConfigError
+from batch_enroll.model import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from batch_enroll.options import DEFAULT_CONCURRENCY, REGIONS, RunOptions, resolve_base_url
+
+if TYPE_CHECKING:
+    import ssl
+
+    from tqdm import tqdm
+
+    from batch_enroll.progress import Progress
+    from batch_enroll.reporter import Summary
+
+# Heavy modules (pandas, httpx, anyio, aiohttp) load inside the commands that use
+# them, so --help and --version answer at once.
 
 API_KEY_ENV = "LMS365_API_KEY"
 BASE_URL_ENV = "LMS365_BASE_URL"
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     click.echo(f"batch-enroll: error: {message}", err=True)
     sys.exit(code)
 
@@ -58,7 +50,34 @@ def _default_out(input_path: Path, suffix: str) -> Path:
 
 
 def _print_summary(summary: Summary) -> None:
+    from batch_enroll.reporter import render_summary
+
     click.echo(render_summary(summary))
+
+
+class _ProgressBar:
+    """Draw a run's progress on stderr, fed by the library's on_progress."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm[Any] | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=progress.total,
+                file=sys.stderr,
+                unit="row",
+                dynamic_ncols=True,
+                leave=False,
+            )
+        self._bar.total = progress.total
+        self._bar.update(progress.done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 _connection_options = [
@@ -88,6 +107,10 @@ _summary_json = click.option(
     help="Also write the summary as JSON (for schedulers).",
 )
 
+_verbose = click.option(
+    "-v", "--verbose", is_flag=True, help="Log every request to stderr (no secrets)."
+)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -103,8 +126,8 @@ def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="batch-enroll")
-@click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr (no secrets).")
+@click.version_option(package_name="batch_enroll", prog_name="batch-enroll")
+@_verbose
 def main(verbose: bool) -> None:
     """Enroll people into LMS365 courses in bulk, from a CSV or Excel sheet."""
     if verbose:
@@ -112,6 +135,8 @@ def main(verbose: bool) -> None:
 
 
 def _log_to_stderr() -> None:
+    import logging
+
     logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(message)s")
     # Their debug lines would repeat ours with less meaning (and may echo headers).
     for noisy in ("httpx", "httpcore", "asyncio", "aiohttp", "hpack", "filelock"):
@@ -132,7 +157,7 @@ def _log_to_stderr() -> None:
     "--max-concurrency",
     "concurrency",
     type=click.IntRange(1, 1000),
-    default=64,
+    default=DEFAULT_CONCURRENCY,
     show_default=True,
     help="Most requests in flight at once; with --rate auto, in-flight requests follow the rate"
     " up to this.",
@@ -208,7 +233,7 @@ def _log_to_stderr() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append one JSON line per request outcome (no secrets).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr (no secrets).")
+@_verbose
 def run(
     input_path: Path,
     out: Path | None,
@@ -245,7 +270,9 @@ def run(
         _fail(str(exc))
     if not api_key:
         _fail(f"no API key: set {API_KEY_ENV} or pass --api-key")
-    assert api_key is not None
+    from batch_enroll.requestlog import RequestLog
+    from batch_enroll.runner import run_sheet
+
     request_log = RequestLog(log_file) if log_file is not None else None
     options = RunOptions(
         base_url=url,
@@ -255,8 +282,7 @@ def run(
         max_retries=max_retries,
         timeout=timeout,
         require_session=require_session,
-        progress=not no_progress and sys.stderr.isatty(),
-        verify=ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True,
+        verify=_trust(ca_bundle),
         skip_enrolled=skip_enrolled,
         max_unenroll=max_unenroll,
         resolve_users=resolve_users,
@@ -264,6 +290,7 @@ def run(
         ignore_enrollment_flow=ignore_enrollment_flow,
         on_event=request_log,
     )
+    bar = _ProgressBar()
     try:
         summary = run_sheet(
             input_path,
@@ -272,18 +299,29 @@ def run(
             summary_json=summary_json,
             journal=journal,
             resume=resume,
+            on_progress=bar if not no_progress and sys.stderr.isatty() else None,
         )
-    except (LoadError, JournalError, ConfigError) as exc:
+    except BatchEnrollError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted before anything was sent", EXIT_INTERRUPTED)
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
     finally:
+        bar.close()
         if request_log is not None:
             request_log.close()
     _print_summary(summary)
     sys.exit(summary.exit_code)
+
+
+def _trust(ca_bundle: Path | None) -> ssl.SSLContext | bool:
+    """Return what TLS verification trusts: the system's CAs, or those of ``ca_bundle``."""
+    if ca_bundle is None:
+        return True
+    import ssl  # here: it takes longer to import than click
+
+    return ssl.create_default_context(cafile=str(ca_bundle))
 
 
 @main.command()
@@ -318,17 +356,18 @@ def validate(
                 f"checking session rules reads the courses from LMS365: set {API_KEY_ENV}"
                 " (or --api-key), or pass --offline to check the cells only"
             )
-        assert api_key is not None
         try:
             url = resolve_base_url(base_url, None)
         except ConfigError as exc:
             _fail(str(exc))
         options = RunOptions(base_url=url, api_key=api_key, require_session=require_session)
+    from batch_enroll.runner import validate_sheet
+
     try:
         summary = validate_sheet(
             input_path, report=report, options=options, summary_json=summary_json
         )
-    except LoadError as exc:
+    except BatchEnrollError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted", EXIT_INTERRUPTED)
@@ -428,6 +467,8 @@ def simulate(
 
 
 def _bundled(name: str) -> Path:
+    from importlib import resources
+
     return Path(str(resources.files("batch_enroll") / "data" / name))
 
 
@@ -441,6 +482,7 @@ def _bundled(name: str) -> Path:
 )
 def demo(out: Path) -> None:
     """Run the sample onboarding sheet against a built-in simulator."""
+    from batch_enroll.runner import run_sheet
     from batch_enroll.simulator import SimulatorServer, create_app, load_catalog
 
     catalog = load_catalog(_bundled("catalog.json"))
@@ -449,20 +491,25 @@ def demo(out: Path) -> None:
     app = create_app(catalog, latency_ms=20, rate_limit=40, fault_rate=0.05, seed=7)
     with SimulatorServer(app) as server:
         click.echo(f"Simulator listening on {server.base_url}", err=True)
-        options = RunOptions(
-            base_url=server.base_url,
-            api_key=key,
-            concurrency=8,
-            progress=sys.stderr.isatty(),
-        )
+        options = RunOptions(base_url=server.base_url, api_key=key, concurrency=8)
         # From a checkout, show the sheet the README talks about; else the packaged copy.
         sheet = Path("sample_data/onboarding.csv")
         if not sheet.is_file():
             sheet = _bundled("onboarding.csv")
         journal = out.with_name(out.name + ".journal")
         journal.unlink(missing_ok=True)  # every demo starts afresh
-        summary = run_sheet(sheet, out=out, options=options)
+        bar = _ProgressBar()
+        try:
+            summary = run_sheet(
+                sheet, out=out, options=options, on_progress=bar if sys.stderr.isatty() else None
+            )
+        except BatchEnrollError as exc:
+            _fail(str(exc))
+        finally:
+            bar.close()
     _print_summary(summary)
+    from batch_enroll.reporter import render_resolved
+
     resolved = render_resolved(out)
     if resolved:
         click.echo(resolved)

@@ -6,7 +6,6 @@ import base64
 import json as jsonlib
 import logging
 import random
-import ssl
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -17,6 +16,7 @@ import anyio
 import httpx
 
 from batch_enroll.classifier import Outcome, Verdict, classify_exception, classify_response
+from batch_enroll.errors import AuthFailure, CallFailed
 from batch_enroll.model import (
     ALREADY_ENROLLED,
     ENROLLED,
@@ -26,16 +26,18 @@ from batch_enroll.model import (
     Job,
     RowResult,
 )
+from batch_enroll.options import ConnectionOptions, RequestEvent
 from batch_enroll.ratelimit import RateLimiter
+from batch_enroll.transport import make_transport
 
 __all__ = [
     "AuthFailure",
+    "CallFailed",
     "LmsClient",
     "RequestEvent",
     "canonical_login",
     "current_row",
     "login_key",
-    "make_transport",
     "odata_quote",
 ]
 
@@ -48,47 +50,13 @@ COURSE_FIELDS = "Id,CourseID,Title"
 #: --max-retries because the shared pause, not the row, is what waits them out.
 MAX_THROTTLED = 50
 
-RequestEvent = Mapping[str, Any]
-
 #: The sheet row a request serves, for the request log; set by the worker pool.
 current_row: ContextVar[int | None] = ContextVar("current_row", default=None)
-
-
-class AuthFailure(Exception):
-    """LMS365 refused the key: no request of this run can succeed."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(
-            f"HTTP {outcome.http_status} {outcome.error_code}: {outcome.error_message}"
-        )
-        self.outcome = outcome
-
-
-class CallFailed(Exception):
-    """A read request failed for good."""
-
-    def __init__(self, outcome: Outcome, attempts: int) -> None:
-        super().__init__(outcome.error_message or outcome.error_code)
-        self.outcome = outcome
-        self.attempts = attempts
 
 
 def odata_quote(value: str) -> str:
     """Quote a string literal for an OData ``$filter``."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def make_transport(
-    *, concurrency: int, verify: ssl.SSLContext | str | bool = True
-) -> httpx.AsyncBaseTransport:
-    """Build the fast default transport, its pool sized to the concurrency."""
-    # httpx's own pool tops out far below what a tenant's throttle allows
-    # (encode/httpx#3215); aiohttp's keeps up while callers keep httpx's API.
-    from httpx_aiohttp import AiohttpTransport
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, verify=verify)
-    return transport
 
 
 def login_key(login: str) -> str:
@@ -127,35 +95,27 @@ class LmsClient:
 
     def __init__(
         self,
+        connection: ConnectionOptions,
         *,
-        base_url: str,
-        api_key: str,
         limiter: RateLimiter,
-        concurrency: int = 16,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        transport: httpx.AsyncBaseTransport | None = None,
-        verify: ssl.SSLContext | str | bool = True,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
-        on_event: Callable[[RequestEvent], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.limiter = limiter
-        self.max_retries = max_retries
+        self.max_retries = connection.max_retries
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
-        self._on_event = on_event
+        self._on_event = connection.on_event
         self._rng = rng or random.Random()
-        if transport is None:
-            transport = make_transport(concurrency=concurrency, verify=verify)
+        transport = make_transport(connection)
         # Requests go straight to the transport: httpx's client layer (URL merging,
         # the auth flow, the cookie jar) cost more CPU per request than the transport
         # itself, and at a tenant's ceiling that CPU is the limit. What it did for us
         # is done once here: the base URL, the Basic auth header, the timeouts.
         self._transport = transport
-        self._base_url = base_url.rstrip("/")
-        token = base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
+        self._base_url = connection.base_url.rstrip("/")
+        token = base64.b64encode(f"api:{connection.api_key}".encode()).decode("ascii")
         self._headers = httpx.Headers(
             {
                 "Accept": "application/json",
@@ -164,7 +124,7 @@ class LmsClient:
             }
         )
         self._json_headers = httpx.Headers({**self._headers, "Content-Type": "application/json"})
-        self._timeout = httpx.Timeout(timeout).as_dict()
+        self._timeout = httpx.Timeout(connection.timeout).as_dict()
         self._urls: dict[str, httpx.URL] = {}
 
     async def __aenter__(self) -> LmsClient:

@@ -15,11 +15,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from batch_enroll.model import FINAL_STATUSES, Job, RowResult
+from batch_enroll import __version__
+from batch_enroll.errors import JournalError, ResumeError, RunLocked
+from batch_enroll.model import DUPLICATE, FINAL_STATUSES, INVALID, Job, RowResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "JOURNAL_VERSION",
@@ -28,16 +33,14 @@ __all__ = [
     "JournalState",
     "RunLock",
     "journal_path_for",
+    "journal_verdicts",
+    "open_journal",
     "read_journal",
 ]
 
 JOURNAL_VERSION = 1
 #: Seconds of finished work a power cut may lose.
 SYNC_INTERVAL = 1.0
-
-
-class JournalError(Exception):
-    """A journal that cannot be used for this run; the message says why."""
 
 
 def journal_path_for(results: Path) -> Path:
@@ -186,6 +189,78 @@ class Journal:
             self._fd = -1
 
 
+def journal_verdicts(journal: Journal, checked: pd.DataFrame) -> None:
+    """Journal the rows the validator stopped, so input + journal rebuild the results."""
+    stopped = checked[checked["status"].isin((INVALID, DUPLICATE))]
+    for index, row, status, code, message in zip(
+        stopped.index,
+        stopped["row"],
+        stopped["status"],
+        stopped["error_code"],
+        stopped["error_message"],
+        strict=True,
+    ):
+        result = RowResult(
+            int(index), str(status), error_code=str(code), error_message=str(message)
+        )
+        journal.finished(result, row=int(row))
+
+
+def open_journal(
+    path: Path,
+    *,
+    input_path: Path,
+    input_sha256: str,
+    fingerprint: Mapping[str, Any],
+    resume: bool,
+) -> tuple[Journal, JournalState | None]:
+    """Open a run's journal; with ``resume``, also return what the stopped run finished.
+
+    A resume must read the same input with the same options that change what is
+    sent; a fresh run must not overwrite a journal whose run sent rows and did not finish.
+    """
+    if resume:
+        if not path.exists():
+            raise ResumeError(f"{path}: no journal to resume; run without --resume")
+        prior = read_journal(path)
+        if prior.header.get("input_sha256") != input_sha256:
+            raise ResumeError(
+                f"{path} was written for a different input: {input_path} has changed since"
+                " (its content hash differs); run without --resume and a new --out"
+            )
+        before = prior.header.get("options", {})
+        changed = sorted(
+            k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k)
+        )
+        if changed:
+            raise ResumeError(
+                f"{path} was written with other options that change what is sent"
+                f" ({', '.join(changed)}); resume with the same options"
+            )
+        return Journal(path, header=None, append=True), prior
+    if path.exists():
+        try:
+            state = read_journal(path)
+        except JournalError:
+            state = None
+        # A run that stopped before sending anything (a refused key, say) left
+        # nothing to finish: starting afresh cannot send a row twice.
+        sent = state is not None and bool(state.started or state.final())
+        if state is None or (not state.finished and sent):
+            raise ResumeError(
+                f"{path}: an earlier run did not finish; add --resume to finish it"
+                " (nothing is sent twice), or delete the journal to start over"
+            )
+    header = {
+        "input": str(input_path),
+        "input_sha256": input_sha256,
+        "options": dict(fingerprint),
+        "created": time.time(),
+        "tool_version": __version__,
+    }
+    return Journal(path, header=header, append=False), None
+
+
 class RunLock:
     """Keep a second run off the same results and journal while the first is alive.
 
@@ -201,7 +276,7 @@ class RunLock:
         try:
             self._lock.acquire()
         except Timeout:
-            raise JournalError(
+            raise RunLocked(
                 f"another batch-enroll run is writing {self.path.with_suffix('')}"
                 " (it holds the lock); wait for it to finish or choose another --out"
             ) from None

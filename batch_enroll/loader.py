@@ -28,6 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from batch_enroll.errors import LoadError
+
 __all__ = ["OPTIONAL", "REQUIRED", "LoadError", "Sheet", "load_sheet"]
 
 REQUIRED = ("course_id", "user_login_name")
@@ -108,10 +110,6 @@ _EOF_IN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 _HEADER_JUNK = re.compile(r"[\s_\-]+")
 
 _ASCII_SPACE = b" \t\x0b\x0c\x1c\x1d\x1e\x1f"
-
-
-class LoadError(Exception):
-    """One line for the user: '<file>: <what is wrong>' or '<file>: row N, column "X": <what>'."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from batch_enroll.client import CLAIMS_PREFIX, CallFailed, LmsClient, login_key
+from batch_enroll.client import CLAIMS_PREFIX, LmsClient, login_key
+from batch_enroll.errors import CallFailed
 from batch_enroll.ids import parse_time
 from batch_enroll.journal import Journal, JournalState
 from batch_enroll.model import (

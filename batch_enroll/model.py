@@ -121,3 +121,11 @@ class RowResult:
     #: The row failed for want of an answer (retries used up, LMS365 unreachable
     #: to confirm), not because LMS365 refused it: a resumed run tries it again.
     retryable: bool = False
+
+
+#: Exit codes of the command line, also carried by a Summary.
+EXIT_OK: Final = 0
+EXIT_ROW_PROBLEMS: Final = 1
+EXIT_BAD_INPUT: Final = 2
+EXIT_AUTH: Final = 3
+EXIT_INTERRUPTED: Final = 130

@@ -1,20 +1,31 @@
-"""Send jobs concurrently: a bounded queue feeding a fixed set of workers."""
+"""Send jobs concurrently: a bounded queue feeding a fixed set of workers, and stop them."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batch_enroll.client import AuthFailure, LmsClient, current_row
-from batch_enroll.model import FAILED, UNENROLL, Job, RowResult
+from batch_enroll.model import FAILED, NOT_ATTEMPTED, UNENROLL, Job, RowResult
+from batch_enroll.options import DEFAULT_GRACE
 
-__all__ = ["PoolEnd", "PoolReport", "StopControl", "map_concurrently", "send_jobs"]
+__all__ = [
+    "PoolEnd",
+    "PoolReport",
+    "StopHandle",
+    "map_concurrently",
+    "send_jobs",
+    "stop_on_signals",
+    "watch_signals",
+]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -29,27 +40,76 @@ class PoolEnd(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-@dataclass
-class StopControl:
-    """A stop asked for from outside: take no new rows, then cancel after a grace period."""
+class StopHandle:
+    """Stop a run from outside, as Ctrl+C does.
 
-    requested: bool = False
-    scope: anyio.CancelScope | None = None
+    ``stop()`` takes no new rows and lets requests in flight finish for a grace
+    period; ``stop(now=True)`` cuts them off at once. Either may come before the
+    run starts sending. Call it from the event loop that runs the sheet (from
+    another thread, through ``anyio.from_thread.run_sync``). A handle serves one
+    run: once stopped, it stays stopped.
+    """
 
-    def request(self, *, grace: float) -> None:
-        """Stop taking rows; cancel requests still in flight after ``grace`` seconds."""
-        if self.requested:
-            self.cancel()
+    def __init__(self) -> None:
+        self.requested = False
+        self.now = False
+        self._scope: anyio.CancelScope | None = None
+        self._grace = 0.0
+
+    def stop(self, *, now: bool = False) -> None:
+        """Take no new rows; with ``now``, cancel the requests in flight too."""
+        self.requested = True
+        self.now = self.now or now
+        self._apply()
+
+    def _apply(self) -> None:
+        if self._scope is None or not self.requested:
             return
-        self.requested = True
-        if self.scope is not None:
-            self.scope.deadline = min(self.scope.deadline, anyio.current_time() + grace)
+        if self.now:
+            self._scope.cancel()
+        else:
+            deadline = anyio.current_time() + self._grace
+            self._scope.deadline = min(self._scope.deadline, deadline)
 
-    def cancel(self) -> None:
-        """Stop at once."""
-        self.requested = True
-        if self.scope is not None:
-            self.scope.cancel()
+    @contextlib.contextmanager
+    def guarding(self, scope: anyio.CancelScope, *, grace: float) -> Iterator[None]:
+        """Let a stop reach ``scope`` while inside this block; apply one asked for already."""
+        self._scope, self._grace = scope, grace
+        self._apply()
+        try:
+            yield
+        finally:
+            self._scope = None
+
+
+async def watch_signals(stop: StopHandle, *, task_status: TaskStatus[None]) -> None:
+    """Turn the first SIGINT/SIGTERM into a graceful stop and the second into an immediate one."""
+    try:
+        receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        signals = receiver.__enter__()
+    except (RuntimeError, ValueError, NotImplementedError):
+        # Not the main thread (a library caller's worker): the caller owns signals.
+        task_status.started()
+        await anyio.sleep_forever()
+        return
+    try:
+        task_status.started()
+        async for _ in signals:
+            stop.stop(now=stop.requested)
+    finally:
+        receiver.__exit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def stop_on_signals(stop: StopHandle, *, enabled: bool) -> AsyncIterator[StopHandle]:
+    """Within this block, SIGINT and SIGTERM stop the run (when ``enabled``)."""
+    async with anyio.create_task_group() as group:
+        if enabled:
+            await group.start(watch_signals, stop)
+        try:
+            yield stop
+        finally:
+            group.cancel_scope.cancel()
 
 
 @dataclass
@@ -63,6 +123,21 @@ class PoolReport:
     #: Seconds from the first request to the last answer.
     sending_seconds: float = 0.0
 
+    def cut_off_results(self) -> list[RowResult]:
+        """Return a not_attempted outcome for each job a stop cut off in flight."""
+        return [
+            RowResult(
+                job.index,
+                NOT_ATTEMPTED,
+                error_code="Interrupted",
+                error_message=(
+                    "stopped while the request was in flight; it may have reached LMS365,"
+                    " so a re-run with --resume asks before sending it again"
+                ),
+            )
+            for job in self.cut_off
+        ]
+
 
 async def send_jobs(
     jobs: Iterable[Job],
@@ -71,14 +146,15 @@ async def send_jobs(
     concurrency: int,
     on_result: Callable[[RowResult], None],
     on_start: Callable[[Job], None] | None = None,
-    stop: StopControl | None = None,
+    stop: StopHandle | None = None,
+    grace: float = DEFAULT_GRACE,
 ) -> PoolReport:
     """Send every job, calling ``on_result`` once per finished job, in completion order.
 
     ``on_start`` hears of each job just before its first request goes out, so a
     journal can tell a resumed run which rows may have reached LMS365.
     """
-    stop = stop or StopControl()
+    stop = stop or StopHandle()
     report = PoolReport()
     in_flight: dict[int, Job] = {}
     # A queue no deeper than the pool: rows wait here, not in httpx's connection pool.
@@ -126,14 +202,12 @@ async def send_jobs(
                 await send.send(job)
 
     started = anyio.current_time()
-    with anyio.CancelScope() as scope:
-        stop.scope = scope
+    with anyio.CancelScope() as scope, stop.guarding(scope, grace=grace):
         async with anyio.create_task_group() as group:
             for _ in range(max(1, concurrency)):
                 group.start_soon(worker, group, receive.clone())
             group.start_soon(producer)
             receive.close()
-    stop.scope = None
     report.sending_seconds = anyio.current_time() - started
     report.cut_off = sorted(in_flight.values(), key=lambda job: job.index)
     if report.auth_failure is not None:

@@ -8,7 +8,8 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ import pandas as pd
 from batch_enroll.advice import advice, explain
 from batch_enroll.model import (
     CHECK_STATUSES,
+    EXIT_AUTH,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROW_PROBLEMS,
     FAILED,
     INVALID,
     NOT_ATTEMPTED,
@@ -34,9 +39,12 @@ __all__ = [
     "SUMMARY_SCHEMA_VERSION",
     "Summary",
     "neutralise",
+    "now_iso",
     "render_resolved",
     "render_summary",
     "results_frame",
+    "run_summary",
+    "validate_summary",
     "write_csv",
     "write_summary_json",
 ]
@@ -47,12 +55,6 @@ EXAMPLE_ROWS = 5
 
 # OWASP CSV injection: a spreadsheet runs a cell that starts with one of these.
 _FORMULA_CODES = np.array([ord(c) for c in "=+-@\t\r"], dtype=np.uint32)
-
-EXIT_OK = 0
-EXIT_ROW_PROBLEMS = 1
-EXIT_BAD_INPUT = 2
-EXIT_AUTH = 3
-EXIT_INTERRUPTED = 130
 
 
 def neutralise(column: pd.Series[Any]) -> pd.Series[Any]:
@@ -250,10 +252,15 @@ class Summary:
     journal: str = ""
     warnings: int = 0
     notes: list[str] = field(default_factory=list)
+    #: The results (or validate report) frame as written, before formula cells are
+    #: neutralised; for library callers, not part of the JSON.
+    results: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """Return the documented, versioned JSON form."""
-        return asdict(self)
+        data = asdict(replace(self, results=None))
+        del data["results"]
+        return data
 
 
 def summarise(
@@ -345,6 +352,92 @@ def _by_course(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "counts": {str(s): int(n) for s, n in counts.items()},
         }
     return by_course
+
+
+def now_iso() -> str:
+    """Return the current UTC time as the summary writes it (ISO 8601, milliseconds, Z)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def run_summary(
+    frame: pd.DataFrame,
+    *,
+    input_path: str,
+    input_sha256: str,
+    output: str,
+    started_at: str,
+    elapsed: float,
+    ended: str,
+    stopped_because: str,
+    sending_seconds: float,
+    requests: int,
+    throttled: int,
+    rate_found: float | None,
+    journal: str,
+) -> Summary:
+    """Sum up a run; ``ended`` is how sending ended: done, failed, auth or interrupted."""
+    counts = frame["status"].value_counts().to_dict()
+    exit_code = exit_code_for({str(k): int(v) for k, v in counts.items()})
+    if ended == "auth":
+        exit_code = EXIT_AUTH
+    elif ended == "interrupted":
+        exit_code = EXIT_INTERRUPTED
+    elif ended == "failed":
+        # Stopped before sending (a refused resume, say): never a clean exit.
+        exit_code = max(exit_code, EXIT_ROW_PROBLEMS)
+    summary = summarise(
+        frame,
+        command="run",
+        input_path=input_path,
+        input_sha256=input_sha256,
+        output=output,
+        started_at=started_at,
+        finished_at=now_iso(),
+        elapsed=elapsed,
+        exit_code=exit_code,
+    )
+    summary.requests = requests
+    summary.throttled = throttled
+    summary.rate_found = rate_found
+    summary.stopped_because = stopped_because
+    summary.sending_seconds = round(sending_seconds, 3)
+    summary.journal = journal
+    summary.results = frame
+    return summary
+
+
+def validate_summary(
+    frame: pd.DataFrame,
+    *,
+    input_path: str,
+    input_sha256: str,
+    output: str,
+    started_at: str,
+    elapsed: float,
+    online: bool,
+    stopped_because: str = "",
+    exit_code: int | None = None,
+) -> Summary:
+    """Sum up a validation; ``exit_code`` overrides the one the verdicts give."""
+    problems = int((frame["status"] == INVALID).sum())
+    summary = summarise(
+        frame,
+        command="validate",
+        input_path=input_path,
+        input_sha256=input_sha256,
+        output=output,
+        started_at=started_at,
+        finished_at=now_iso(),
+        elapsed=elapsed,
+        exit_code=exit_code if exit_code is not None else (1 if problems else 0),
+    )
+    summary.stopped_because = stopped_because
+    if not online:
+        summary.notes.append(
+            "Offline check only: course and session rules need --base-url and --api-key."
+        )
+    summary.results = frame
+    return summary
 
 
 def exit_code_for(counts: Mapping[str, int]) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from batch_enroll.client import RequestEvent
+from batch_enroll.options import RequestEvent
 
 __all__ = ["RequestLog"]
 

@@ -1,4 +1,7 @@
-"""Turn what an HR sheet says into the GUIDs LMS365 knows: courses and sessions.
+"""Resolve what a sheet names against LMS365, then apply the rules that need its answers.
+
+The resolve stage of ``validate`` and ``run``: what an HR sheet says becomes the
+GUIDs LMS365 knows, courses and sessions alike.
 
 A course cell is a course's GUID, its visible code (``CourseID``) or its title; a
 sessions cell is session GUIDs, or session titles and start times. The matching
@@ -16,9 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import pandas as pd
 
-from batch_enroll.client import COURSE_FIELDS, CallFailed, LmsClient, odata_quote
+from batch_enroll.client import COURSE_FIELDS, LmsClient, odata_quote
+from batch_enroll.errors import AuthFailure, CallFailed
 from batch_enroll.ids import (
     course_key,
     fold,
@@ -28,7 +33,9 @@ from batch_enroll.ids import (
     session_guids,
 )
 from batch_enroll.model import DUPLICATE, ENROLL, INVALID, OK
-from batch_enroll.pool import map_concurrently
+from batch_enroll.options import RunOptions
+from batch_enroll.pool import PoolEnd, StopHandle, map_concurrently
+from batch_enroll.validator import check_sessions
 
 __all__ = [
     "AMBIGUOUS_COURSE",
@@ -37,7 +44,9 @@ __all__ = [
     "SESSION_NOT_FOUND",
     "CourseInfo",
     "CourseRef",
+    "Halted",
     "Match",
+    "check_online",
     "course_filter",
     "course_key",
     "describe",
@@ -50,6 +59,7 @@ __all__ = [
     "parse_guid",
     "parse_time",
     "resolution_changes",
+    "resolve",
     "resolve_frame",
     "resolved_courses",
     "session_guids",
@@ -547,3 +557,56 @@ def resolution_changes(before: Mapping[str, str], now: Mapping[str, str]) -> str
         f"the course cell {shown} names another course in LMS365 than when this run started;"
         " nothing was sent. Write the course's id (GUID) in the sheet and start a new run"
     )
+
+
+# -- the stage ----------------------------------------------------------------------------------
+
+
+class Halted(Exception):
+    """Nothing more can be sent; ``reason`` says why, in the summary's words."""
+
+    def __init__(self, end: PoolEnd, reason: str) -> None:
+        super().__init__(reason)
+        self.end, self.reason = end, reason
+
+
+async def resolve(
+    client: LmsClient, checked: pd.DataFrame, stop: StopHandle, *, grace: float
+) -> dict[str, CourseInfo]:
+    """Resolve the clean rows' course and session cells; read each course found once."""
+    with anyio.CancelScope() as scope, stop.guarding(scope, grace=grace):
+        return await resolve_frame(client, checked)
+    return {}  # a stop cancelled the reads; the caller sees stop.requested
+
+
+def _lookup_failed(exc: CallFailed, base_url: str) -> str:
+    """Say why nothing can be sent when the course list could not be read."""
+    if exc.outcome.http_status is None:
+        return f"could not reach LMS365 at {base_url} ({exc}); nothing was sent"
+    return (
+        f"could not look courses up by code or title (HTTP {exc.outcome.http_status}:"
+        f" {exc}); nothing was sent"
+    )
+
+
+async def check_online(
+    client: LmsClient, checked: pd.DataFrame, options: RunOptions, stop: StopHandle
+) -> None:
+    """Resolve the sheet and apply the course and session rules; raise Halted if LMS365 won't do.
+
+    Each row then also says what it became (``lms_course_id``, ``course_title``,
+    ``session_titles``).
+    """
+    try:
+        courses = await resolve(client, checked, stop, grace=options.grace)
+    except AuthFailure as exc:
+        raise Halted(PoolEnd.AUTH, exc.explain()) from None
+    except CallFailed as exc:
+        raise Halted(PoolEnd.FAILED, _lookup_failed(exc, options.base_url)) from None
+    if courses and all(info.unreachable for info in courses.values()):
+        # Every row would only fail its retries one by one; say so once instead.
+        reason = next(iter(courses.values())).error
+        message = f"could not reach LMS365 at {options.base_url} ({reason}); nothing was sent"
+        raise Halted(PoolEnd.FAILED, message)
+    check_sessions(checked, courses, require_session=options.require_session)
+    describe(checked, courses)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from batch_enroll.client import canonical_login, login_key
+from batch_enroll.errors import ConfigError
 from batch_enroll.ids import course_key, fold, is_placeholder, parse_guid, parse_time, session_guids
 from batch_enroll.model import (
     DUPLICATE,
@@ -33,18 +34,21 @@ if TYPE_CHECKING:
     from batch_enroll.resolve import CourseInfo
 
 __all__ = [
+    "OFFLINE_RULES",
     "check_offline",
     "check_sessions",
+    "guard_unenroll",
     "jobs_from",
     "mark_duplicates",
     "parse_bool",
     "parse_time",
+    "unenroll_limit",
+    "with_global_flags",
 ]
 
 CHECK_COLUMNS = ("status", "error_code", "error_message", "warnings")
 #: The parsed columns check_offline adds for the later stages.
 INTERNAL_COLUMNS = ("_course_key", "_course", "_sessions", "_session_cell", "_action", "_login_key")
-
 # A plain UPN or e-mail; a SharePoint claims name; a group's name or custom group id.
 _EMAIL = r"[^@\s|]+@[^@\s|]+\.[^@\s|.]+"
 _LOGIN = re.compile(
@@ -66,6 +70,8 @@ _ACTIONS = {
     "unenrol": UNENROLL,
     "remove": UNENROLL,
 }
+#: Per-row flags a sheet may carry, and a global option may fill in.
+FLAG_COLUMNS = ("ignore_max_attendees", "ignore_enrollment_flow")
 
 
 def parse_bool(value: str) -> bool | None:
@@ -143,18 +149,26 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     ``_sessions`` (session GUIDs), ``_session_cell`` (a sessions cell that names
     sessions by title or start, matched when resolving) and ``_action`` columns.
     An input column already named like one of these is kept as ``input_<name>``.
+    The rules run in order and a row keeps the first verdict it gets.
     """
     frame = sheet.rename(columns=carried_name)
-    n = len(frame)
     frame["status"] = OK
     frame["error_code"] = ""
     frame["error_message"] = ""
     frame["warnings"] = ""
-    if n == 0:
+    if len(frame) == 0:
         for column in INTERNAL_COLUMNS:
             frame[column] = pd.Series(dtype=object)
         return frame
+    for rule in OFFLINE_RULES:
+        rule(frame)
+    return frame
 
+
+def _check_course(frame: pd.DataFrame) -> None:
+    """Normalise the course cell (``_course_key``; ``_course`` when it is a GUID); refuse
+    an empty cell or an Excel error. Codes and titles are looked up when resolving.
+    """
     course = frame["course_id"].astype(str)
     courses, per_course_cell = _distinct(course)
     keys = courses.map(course_key)
@@ -169,6 +183,9 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
         _quoting(course, "the course id cell holds the Excel error "),
     )
 
+
+def _check_login(frame: pd.DataFrame) -> None:
+    """Refuse an empty or malformed login; set ``_login_key``, the form logins compare in."""
     login = frame["user_login_name"].astype(str)
     logins, per_login_cell = _distinct(login)
     _mark(frame, login == "", INVALID, "MissingLogin", "the user's login name is empty")
@@ -198,7 +215,15 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
             width=80,
         ),
     )
+    # The client's rule, once per distinct login: duplicates and lookups must agree.
+    frame["_login_key"] = per_login_cell(logins.map(login_key))
 
+
+def _check_session_ids(frame: pd.DataFrame) -> None:
+    """Normalise a cell of session GUIDs to ``_sessions``; keep any other in ``_session_cell``.
+
+    Titles and start times are matched against the course's sessions when resolving.
+    """
     raw_sessions = frame["course_session_ids"].astype(str)
     cells, per_session_cell = _distinct(raw_sessions)
     guids = cells.map(session_guids)
@@ -206,7 +231,6 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     frame["_sessions"] = per_session_cell(
         guids.map(lambda ids: ";".join(ids) if isinstance(ids, list) else "")
     )
-    # Titles and start times are matched against the course's sessions when resolving.
     frame["_session_cell"] = per_session_cell(cells.where(~all_guids, ""))
     _mark(
         frame,
@@ -216,21 +240,27 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
         _quoting(raw_sessions, "the sessions cell holds the Excel error "),
     )
 
-    if "action" in frame.columns:
-        action_cell = frame["action"].astype(str)
-        action = action_cell.str.lower().map(_ACTIONS)
-        _mark(
-            frame,
-            action.isna(),
-            INVALID,
-            "InvalidAction",
-            _quoting(action_cell, 'the action "', '" is neither enroll nor unenroll', width=40),
-        )
-        frame["_action"] = action.fillna(ENROLL)
-    else:
-        frame["_action"] = ENROLL
 
-    for flag in ("ignore_max_attendees", "ignore_enrollment_flow"):
+def _check_action(frame: pd.DataFrame) -> None:
+    """Read ``_action`` (enroll when absent); refuse an action that is neither."""
+    if "action" not in frame.columns:
+        frame["_action"] = ENROLL
+        return
+    action_cell = frame["action"].astype(str)
+    action = action_cell.str.lower().map(_ACTIONS)
+    _mark(
+        frame,
+        action.isna(),
+        INVALID,
+        "InvalidAction",
+        _quoting(action_cell, 'the action "', '" is neither enroll nor unenroll', width=40),
+    )
+    frame["_action"] = action.fillna(ENROLL)
+
+
+def _check_flags(frame: pd.DataFrame) -> None:
+    """Refuse a per-row flag cell that is neither true nor false."""
+    for flag in FLAG_COLUMNS:
         if flag in frame.columns:
             cell = frame[flag].astype(str)
             unknown = cell.map(parse_bool).isna()
@@ -241,11 +271,6 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
                 "InvalidFlag",
                 _quoting(cell, f'{flag} must be true or false, not "', '"', width=40),
             )
-
-    # The client's rule, once per distinct login: duplicates and lookups must agree.
-    frame["_login_key"] = per_login_cell(logins.map(login_key))
-    mark_duplicates(frame)
-    return frame
 
 
 def _fold_codes(column: pd.Series[str], rows: pd.Series[bool]) -> npt.NDArray[np.int64]:
@@ -260,7 +285,7 @@ def _fold_codes(column: pd.Series[str], rows: pd.Series[bool]) -> npt.NDArray[np
     return np.where(rows.to_numpy(), numbers, -1)
 
 
-def mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+def mark_duplicates(frame: pd.DataFrame) -> None:
     """Mark a clean row that repeats an earlier one's course, user, sessions and action.
 
     Before resolving, courses and sessions compare as written (no case, single
@@ -268,7 +293,7 @@ def mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     """
     clean = frame["status"] == OK
     if not clean.any():
-        return frame
+        return
     course = frame["_course"].astype(str)
     unresolved = course == ""
     # An unresolved cell is compared as written; a resolved one by its GUID alone.
@@ -305,7 +330,69 @@ def mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
         mask = pd.Series(False, index=frame.index)
         mask[rep_index] = True
         _mark(frame, mask, DUPLICATE, "Duplicate", message)
+
+
+#: The cell rules, in the order their verdicts take precedence.
+OFFLINE_RULES: tuple[Callable[[pd.DataFrame], None], ...] = (
+    _check_course,
+    _check_login,
+    _check_session_ids,
+    _check_action,
+    _check_flags,
+    mark_duplicates,
+)
+
+
+# -- rules about the whole sheet -----------------------------------------------------------------
+
+
+def with_global_flags(
+    frame: pd.DataFrame, *, ignore_max_attendees: bool, ignore_enrollment_flow: bool
+) -> pd.DataFrame:
+    """Apply --ignore-max-attendees / --ignore-enrollment-flow to rows that do not say."""
+    for name, on in zip(FLAG_COLUMNS, (ignore_max_attendees, ignore_enrollment_flow), strict=True):
+        if not on:
+            continue
+        frame = frame.copy()
+        if name not in frame.columns:
+            frame[name] = "true"
+        else:
+            frame[name] = frame[name].where(frame[name].astype(str) != "", "true")
     return frame
+
+
+def unenroll_limit(spec: str, rows: int) -> float:
+    """Read --max-unenroll: a count ("25") or a share of the sheet's rows ("10%")."""
+    text = spec.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError
+            return rows * share / 100
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return float(count)
+    except ValueError:
+        raise ConfigError(
+            f"--max-unenroll {spec!r} is neither a count like 25 nor a share like 10%"
+        ) from None
+
+
+def guard_unenroll(checked: pd.DataFrame, spec: str) -> None:
+    """Refuse the whole run when the sheet would unenroll more rows than ``spec`` allows."""
+    wanted = checked[(checked["_action"] == UNENROLL) & checked["status"].isin((OK, WARNING))]
+    limit = unenroll_limit(spec, len(checked))
+    if len(wanted) <= limit:
+        return
+    rows = ", ".join(str(r) for r in wanted["row"].head(5))
+    more = ", ..." if len(wanted) > 5 else ""
+    raise ConfigError(
+        f"this sheet would unenroll {len(wanted)} users (rows {rows}{more}), more than"
+        f" --max-unenroll {spec} allows ({limit:g} of {len(checked)} rows); nothing was sent."
+        f" If that is intended, pass --max-unenroll {len(wanted)}"
+    )
 
 
 # -- session rules -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ stderr; the table and the raw figures also go to ``bench/out/results.md`` and
 ``bench/out/results.json``. Exit status 1 when a target is missed.
 
 Usage: ``python bench/run_all.py [scenario ...]`` with scenarios from
-``million no_throttle latency sequential throttle`` (default: all, about 5 min).
+``million no_throttle latency sequential throttle startup`` (default: all, about 5 min).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import latency
 import million
 import no_throttle
 import sequential
+import startup
 import throttle
 from common import OUT, Row, log, machine, table
 
@@ -32,6 +33,7 @@ SCENARIOS: dict[str, Callable[[], list[Row]]] = {
     "latency": latency.run,
     "sequential": sequential.run,
     "throttle": throttle.run,
+    "startup": startup.run,
 }
 
 

@@ -275,7 +275,7 @@ def test_missing_api_key_is_exit_2(tmp_path: Path) -> None:
 
 
 def test_region_picks_the_regional_host() -> None:
-    from batch_enroll.runner import resolve_base_url
+    from batch_enroll.options import resolve_base_url
 
     assert resolve_base_url(None, "uk") == "https://uk-api.365.systems"
     assert resolve_base_url(None, "gcc") == "https://va-api.usgcc365.systems"

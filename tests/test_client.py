@@ -19,6 +19,7 @@ from batch_enroll.model import (
     WAITLISTED,
     Job,
 )
+from batch_enroll.options import ConnectionOptions
 from batch_enroll.ratelimit import RateLimiter
 
 BASE = "https://tenant.example"
@@ -81,7 +82,8 @@ def make_client(router: respx.Router, limiter: SpyLimiter) -> Any:
             "max_retries": 3,
         }
         options.update(kwargs)
-        return LmsClient(**options)
+        own = {name: options.pop(name) for name in ("limiter", "backoff_base")}
+        return LmsClient(ConnectionOptions(**options), **own)
 
     return make
 

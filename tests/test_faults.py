@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from batch_enroll.runner import RunOptions, run_sheet
+from batch_enroll import RunOptions, run_sheet
 from batch_enroll.simulator import SimulatorServer, create_app
 from tests.conftest import FULL_KEY
 from tests.test_cli_resume import COURSES, big_catalog, read_results, write_sheet
@@ -21,7 +21,6 @@ def run(sheet: Path, out: Path, server: SimulatorServer, **options: object):  # 
     settings = {
         "base_url": server.base_url,
         "api_key": FULL_KEY,
-        "handle_signals": False,
         "max_retries": 12,
         "timeout": 5.0,
     }

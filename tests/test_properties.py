@@ -10,7 +10,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batch_enroll.runner import RunOptions, run_sheet
+from batch_enroll import RunOptions, run_sheet
 from batch_enroll.simulator import Catalog, create_app, load_catalog
 from tests.conftest import FULL_KEY, SAMPLE_CATALOG
 
@@ -89,7 +89,6 @@ def test_results_hold_one_row_per_data_row_in_order(rows: list[tuple[str, str, s
                 base_url="http://lms.test",
                 api_key=FULL_KEY,
                 transport=httpx.ASGITransport(app=app),
-                handle_signals=False,
                 rate=10_000.0,
             ),
         )

@@ -12,6 +12,7 @@ import respx
 
 from batch_enroll.client import LmsClient, login_key
 from batch_enroll.model import INVALID, OK
+from batch_enroll.options import ConnectionOptions
 from batch_enroll.ratelimit import RateLimiter
 from batch_enroll.resolve import (
     AMBIGUOUS_COURSE,
@@ -300,13 +301,10 @@ def client_for(tenant: Tenant) -> LmsClient:
         )
     )
     router.get(url__regex=r".*/odata/v2/Courses(\?.*)?$").mock(side_effect=tenant.courses)
-    return LmsClient(
-        base_url=BASE,
-        api_key="test-key",
-        limiter=RateLimiter(rate=10_000),
-        transport=httpx.MockTransport(router.async_handler),
-        backoff_base=0.001,
+    connection = ConnectionOptions(
+        base_url=BASE, api_key="test-key", transport=httpx.MockTransport(router.async_handler)
     )
+    return LmsClient(connection, limiter=RateLimiter(rate=10_000), backoff_base=0.001)
 
 
 @pytest.mark.anyio
