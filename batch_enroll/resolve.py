@@ -190,8 +190,9 @@ async def find_courses(
     More: the course list (``$select=Id,CourseID,Title``), which is one page on
     nearly every tenant; when its first page shows that the rest would take more
     requests than one per cell, each cell is asked for instead. The server's
-    answers are matched here by the rules of ``match_course``, so a list read also
-    resolves a title typed with other case or spacing.
+    answers are matched here by the rules of ``match_course``. Should a filter be
+    refused (400), or find nothing for a cell (a server whose ``eq`` minds case,
+    say), the whole list is read before a cell is called unknown.
     """
     keys = sorted({course_key(cell) for cell in cells})
     answers: dict[str, Match] = {}
@@ -207,33 +208,58 @@ async def find_courses(
     catalogue: list[CourseRef] = []
     complete = False
     if len(wanted) > 1:
-        pages = client.course_pages(select=COURSE_FIELDS, count=True)
-        try:
-            async for page, body in pages:
-                catalogue.extend(_refs(page))
-                if not body.get("@odata.nextLink"):
-                    complete = True
-                    break
-                if not _worth_paging(body, len(catalogue), len(page), len(wanted)):
-                    break
-        finally:
-            await pages.aclose()
+        complete = await _read_list(client, catalogue, cells=len(wanted))
     if not complete:
-
-        async def by_filter(key: str) -> list[CourseRef] | CallFailed:
-            try:
-                return _refs(await client.find_courses(course_filter(key)))
-            except CallFailed as exc:
-                return exc  # raised below as itself, not inside a task group's ExceptionGroup
-
-        found = await map_concurrently(wanted, by_filter, concurrency=concurrency)
-        for refs in found.values():
-            if isinstance(refs, CallFailed):
-                raise refs
-            catalogue.extend(refs)
+        refused = await _read_filtered(client, catalogue, wanted, concurrency=concurrency)
+        unknown = any(match_course(key, catalogue).error_code == COURSE_NOT_FOUND for key in wanted)
+        if refused or unknown:
+            catalogue.clear()
+            await _read_list(client, catalogue, cells=None)
     for key in wanted:
         answers[key] = match_course(key, catalogue)
     return answers
+
+
+async def _read_list(client: LmsClient, catalogue: list[CourseRef], *, cells: int | None) -> bool:
+    """Read the course list into ``catalogue``; say whether it was read to the end.
+
+    With ``cells``, stop after the first page when the rest would take more
+    requests than asking once per cell.
+    """
+    pages = client.course_pages(select=COURSE_FIELDS, count=cells is not None)
+    try:
+        async for page, body in pages:
+            catalogue.extend(_refs(page))
+            if not body.get("@odata.nextLink"):
+                return True
+            if cells is not None and not _worth_paging(body, len(catalogue), len(page), cells):
+                return False
+    finally:
+        await pages.aclose()
+    return True
+
+
+async def _read_filtered(
+    client: LmsClient, catalogue: list[CourseRef], wanted: Sequence[str], *, concurrency: int
+) -> bool:
+    """Ask for each cell's courses by a filter; say whether LMS365 refused a filter (400)."""
+
+    async def by_filter(key: str) -> list[CourseRef] | CallFailed:
+        try:
+            return _refs(await client.find_courses(course_filter(key)))
+        except CallFailed as exc:
+            return exc  # raised below as itself, not inside a task group's ExceptionGroup
+
+    refused = False
+    found = await map_concurrently(list(wanted), by_filter, concurrency=concurrency)
+    for refs in found.values():
+        if isinstance(refs, CallFailed):
+            if refs.outcome.http_status != 400:
+                raise refs
+            refused = True
+        else:
+            catalogue.extend(refs)
+    return refused
 
 
 def _refs(items: Iterable[Any]) -> list[CourseRef]:

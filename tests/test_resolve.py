@@ -241,9 +241,12 @@ def course_record(ref: CourseRef) -> dict[str, Any]:
 class Tenant:
     """A scripted course list: pages of ``page_size``, filters answered exactly."""
 
-    def __init__(self, refs: list[CourseRef], *, page_size: int = 100) -> None:
+    def __init__(
+        self, refs: list[CourseRef], *, page_size: int = 100, refuse_filters: bool = False
+    ) -> None:
         self.refs = refs
         self.page_size = page_size
+        self.refuse_filters = refuse_filters
         self.list_reads = 0
         self.filter_reads = 0
         self.course_reads: list[str] = []
@@ -254,6 +257,8 @@ class Tenant:
         flt = query.get("$filter")
         if flt is not None:
             self.filter_reads += 1
+            if self.refuse_filters:  # a server that knows no "or"
+                return httpx.Response(400, json={"error": {"code": "BadRequest", "message": "or"}})
             texts = {
                 clause.split(" eq ", 1)[1][1:-1].replace("''", "'") for clause in flt.split(" or ")
             }
@@ -324,6 +329,27 @@ async def test_a_single_cell_is_one_filtered_read() -> None:
         found = await find_courses(client, ["Workplace  Safety Basics", SAF])
     assert found["Workplace  Safety Basics"].ids == (SAF,)
     assert (tenant.list_reads, tenant.filter_reads) == (0, 1)
+
+
+@pytest.mark.anyio
+async def test_a_filter_that_finds_nothing_is_checked_against_the_list() -> None:
+    # This server's eq minds case, so the filter misses a title typed in capitals.
+    tenant = Tenant(CATALOGUE)
+    async with client_for(tenant) as client:
+        found = await find_courses(client, ["WORKPLACE SAFETY BASICS"])
+        missing = await find_courses(client, ["Basket Weaving"])
+    assert found["WORKPLACE SAFETY BASICS"].ids == (SAF,)
+    assert missing["Basket Weaving"].error_code == COURSE_NOT_FOUND
+    assert (tenant.list_reads, tenant.filter_reads) == (2, 2)
+
+
+@pytest.mark.anyio
+async def test_a_refused_filter_falls_back_to_the_list() -> None:
+    tenant = Tenant(CATALOGUE, refuse_filters=True)
+    async with client_for(tenant) as client:
+        found = await find_courses(client, ["saf-101"])
+    assert found["saf-101"].ids == (SAF,)
+    assert (tenant.list_reads, tenant.filter_reads) == (1, 1)
 
 
 @pytest.mark.anyio
