@@ -432,19 +432,31 @@ def _full(record: Mapping[str, Any]) -> bool:
     return seats is not None and seats[1] >= seats[0]
 
 
-def _course_seats(info: CourseInfo) -> Mapping[str, Any]:
-    """Return an EnrollToAll course's seats: its own limit, taken as its busiest session's."""
+def _course_seats(info: CourseInfo, now: datetime) -> Mapping[str, Any]:
+    """Return an EnrollToAll course's seats: its own limit, taken as its busiest open session's."""
     meta = info.metadata or {}
     taken = meta.get("TakenSeatsCount")
     if taken is None:
         counts = [
             s.get("TakenSeatsCount", s.get("AttendeesCount"))
             for s in info.session_list()
-            if s.get("IsGroup") is not True
+            if s.get("IsGroup") is not True and not _closed(s, now)
         ]
         numbers = [c for c in counts if isinstance(c, int) and not isinstance(c, bool)]
         taken = max(numbers) if numbers else None
     return {"MaxAttendees": meta.get("MaxAttendees"), "TakenSeatsCount": taken}
+
+
+def _group_full(info: CourseInfo, group: Mapping[str, Any], now: datetime) -> bool:
+    """Say whether booking a session group meets a full session: the group or an open member."""
+    if _full(group):
+        return True
+    group_id = str(group.get("Id", "")).lower()
+    return any(
+        _full(member)
+        for member in info.session_list()
+        if str(member.get("GroupId") or "").lower() == group_id and not _closed(member, now)
+    )
 
 
 def _waiting_list(info: CourseInfo) -> bool:
@@ -511,7 +523,7 @@ def _verdict_for(
                 f"the enrollment deadline of course {name} has passed",
                 "",
             )
-        if _full(_course_seats(info)):
+        if _full(_course_seats(info, now)):
             return _full_verdict(info, f"course {name}", ignore_max=ignore_max) or (OK, "", "", "")
         return OK, "", "", ""
     if not sessions:
@@ -562,7 +574,7 @@ def _verdict_for(
                 f'session "{title}" has ended or its enrollment deadline has passed',
                 "",
             )
-        if _full(session):
+        if _group_full(info, session, now) if session.get("IsGroup") is True else _full(session):
             verdict = _full_verdict(info, f'session "{title}"', ignore_max=ignore_max)
             if verdict is not None and verdict[0] != OK:
                 return verdict

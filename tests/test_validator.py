@@ -166,6 +166,29 @@ def test_require_session_makes_a_missing_session_invalid() -> None:
     assert verdict(5, "", require=True)[:2] == (OK, "")
 
 
+def test_a_group_is_full_when_one_of_its_open_sessions_is() -> None:
+    courses = dict(COURSES)
+    info = course(16, "ClassRoom", "EnrollToMultiple")
+    member = {"GroupId": GROUP}
+    info.metadata["CourseSessions"] = [  # type: ignore[index]
+        session(GROUP, Title="Both days", IsGroup=True, MaxAttendees=None, **PLACEHOLDERS),
+        session(S1, **member),
+        session(FULL, MaxAttendees=5, TakenSeatsCount=5, **member),
+    ]
+    courses[cid(16)] = info
+    frame = check_offline(
+        sheet(
+            {
+                "course_id": cid(16),
+                "user_login_name": "kay@contoso.com",
+                "course_session_ids": GROUP,
+            }
+        )
+    )
+    check_sessions(frame, courses, now=NOW)
+    assert (frame.at[0, "status"], frame.at[0, "error_code"]) == (INVALID, "MaxAttendeesReached")
+
+
 def test_a_full_session_with_a_waiting_list_says_so() -> None:
     assert "waiting list" in verdict(11, FULL)[2]
 
