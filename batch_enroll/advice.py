@@ -31,7 +31,7 @@ EXPLANATIONS: Mapping[str, tuple[str, str]] = {
     ),
     "CourseNotAvailable": (
         "the course is deleted, ended or not published",
-        "publish the course in LMS365 or correct the course id",
+        "publish the course in LMS365, or name another course",
     ),
     "CourseNotFound": (
         "no course in LMS365 has this id, code or title",
@@ -85,7 +85,10 @@ EXPLANATIONS: Mapping[str, tuple[str, str]] = {
         "run again later or lower --rate; --resume sends only what is left",
     ),
     # Found by the validator before anything is sent.
-    "MissingCourseId": ("the course id is empty", "fill in the course id"),
+    "MissingCourseId": (
+        "the course cell is empty",
+        "fill in the course's code, title or id (a GUID)",
+    ),
     "InvalidCourseId": (
         "the course cell holds an Excel error instead of a course",
         "write the course's code, title or id (a GUID) in the cell",

@@ -174,13 +174,13 @@ def _check_course(frame: pd.DataFrame) -> None:
     keys = courses.map(course_key)
     frame["_course_key"] = per_course_cell(keys)
     frame["_course"] = per_course_cell(keys.map(lambda key: parse_guid(key) or ""))
-    _mark(frame, course == "", INVALID, "MissingCourseId", "the course id is empty")
+    _mark(frame, course == "", INVALID, "MissingCourseId", "the course cell is empty")
     _mark(
         frame,
         _excel_error(course),
         INVALID,
         "InvalidCourseId",
-        _quoting(course, "the course id cell holds the Excel error "),
+        _quoting(course, "the course cell holds the Excel error "),
     )
 
 
