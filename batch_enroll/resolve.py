@@ -543,23 +543,27 @@ async def resolve_frame(
 
 
 def describe(frame: pd.DataFrame, courses: Mapping[str, CourseInfo]) -> pd.DataFrame:
-    """Add ``lms_course_id``, ``course_title`` and ``session_titles``: what each row became."""
+    """Add ``lms_course_id``, ``course_title`` and ``session_titles``: what each row became.
+
+    Labels are built once per distinct course and sessions, then looked up per row.
+    """
     course_ids = frame["_course"].astype(str)
     sessions = frame["_sessions"].astype(str)
-    titles: dict[str, str] = {cid: info.title for cid, info in courses.items()}
+    titles = {cid: info.title for cid, info in courses.items()}
     frame["lms_course_id"] = course_ids
-    frame["course_title"] = course_ids.map(lambda cid: titles.get(cid, ""))
-    labels: dict[tuple[str, str], str] = {}
-    for cid, joined in set(zip(course_ids, sessions, strict=True)):
-        info = courses.get(cid)
-        if not joined or info is None:
-            labels[(cid, joined)] = ""
-            continue
-        known = info.sessions()
-        labels[(cid, joined)] = "; ".join(
-            session_label(known[s]) if s in known else s for s in joined.split(";") if s
-        )
-    frame["session_titles"] = [labels[(c, s)] for c, s in zip(course_ids, sessions, strict=True)]
+    frame["course_title"] = course_ids.map(titles).fillna("")
+    booked = (sessions != "") & course_ids.isin(list(courses))
+    frame["session_titles"] = ""
+    if booked.any():
+        pairs = course_ids[booked] + "\x1f" + sessions[booked]
+        labels: dict[str, str] = {}
+        for pair in pairs.unique().tolist():
+            cid, joined = pair.split("\x1f", 1)
+            known = courses[cid].sessions()
+            labels[pair] = "; ".join(
+                session_label(known[s]) if s in known else s for s in joined.split(";") if s
+            )
+        frame.loc[booked, "session_titles"] = pairs.map(labels)
     return frame
 
 
