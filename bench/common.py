@@ -56,6 +56,8 @@ def catalog_path(*, courses: int = COURSES, users: int = USERS) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     catalog = {
         "api_keys": [{"key": API_KEY, "access": "FullControl"}],
+        # Every user in every course: above LMS365's 5,000 a course, which is not measured here.
+        "max_enrollments_per_course": users,
         "courses": [
             {
                 "Id": course_guid(1000 + c),
