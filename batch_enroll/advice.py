@@ -85,6 +85,10 @@ EXPLANATIONS: Mapping[str, tuple[str, str]] = {
         "run again later or lower --rate; --resume sends only what is left",
     ),
     # Found by the validator before anything is sent.
+    "RaggedRow": (
+        "the row has more cells than the header, so its cells may have slid into the wrong columns",
+        "quote the cell that holds the separator (an address with a comma, say), or remove it",
+    ),
     "MissingCourseId": (
         "the course cell is empty",
         "fill in the course's code, title or id (a GUID)",

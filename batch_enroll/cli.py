@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from batch_enroll.errors import BatchEnrollError, ConfigError
-from batch_enroll.model import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from batch_enroll.model import DEFAULT_MAX_INPUT_MB, EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from batch_enroll.options import DEFAULT_CONCURRENCY, REGIONS, RunOptions, resolve_base_url
 
 if TYPE_CHECKING:
@@ -107,6 +107,25 @@ _summary_json = click.option(
     help="Also write the summary as JSON (for schedulers).",
 )
 
+# How the input is read, shared by run and validate.
+_input_options = [
+    click.option(
+        "--sheet",
+        "sheet_name",
+        metavar="NAME|N",
+        help="Read this sheet of a workbook, by name or 1-based number (hidden ones too)."
+        " Default: the first visible sheet with a header row.",
+    ),
+    click.option(
+        "--max-input-mb",
+        metavar="MB",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_MAX_INPUT_MB,
+        show_default=True,
+        help="Refuse an input file larger than this many MB before reading it.",
+    ),
+]
+
 _verbose = click.option(
     "-v", "--verbose", is_flag=True, help="Log every request to stderr (no secrets)."
 )
@@ -150,6 +169,7 @@ def _log_to_stderr() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Results CSV (default: INPUT-results.csv beside the input).",
 )
+@_with(_input_options)
 @_with(_connection_options)
 @click.option("--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host.")
 @click.option(
@@ -237,6 +257,8 @@ def _log_to_stderr() -> None:
 def run(
     input_path: Path,
     out: Path | None,
+    sheet_name: str | None,
+    max_input_mb: float,
     base_url: str | None,
     api_key: str | None,
     region: str | None,
@@ -300,6 +322,8 @@ def run(
             journal=journal,
             resume=resume,
             on_progress=bar if not no_progress and sys.stderr.isatty() else None,
+            sheet_name=sheet_name,
+            max_input_mb=max_input_mb,
         )
     except BatchEnrollError as exc:
         _fail(str(exc))
@@ -331,6 +355,7 @@ def _trust(ca_bundle: Path | None) -> ssl.SSLContext | bool:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the per-row verdicts to this CSV.",
 )
+@_with(_input_options)
 @_with(_connection_options)
 @click.option(
     "--offline",
@@ -342,6 +367,8 @@ def _trust(ca_bundle: Path | None) -> ssl.SSLContext | bool:
 def validate(
     input_path: Path,
     report: Path | None,
+    sheet_name: str | None,
+    max_input_mb: float,
     base_url: str | None,
     api_key: str | None,
     offline: bool,
@@ -365,7 +392,12 @@ def validate(
 
     try:
         summary = validate_sheet(
-            input_path, report=report, options=options, summary_json=summary_json
+            input_path,
+            report=report,
+            options=options,
+            summary_json=summary_json,
+            sheet_name=sheet_name,
+            max_input_mb=max_input_mb,
         )
     except BatchEnrollError as exc:
         _fail(str(exc))

@@ -129,3 +129,6 @@ EXIT_ROW_PROBLEMS: Final = 1
 EXIT_BAD_INPUT: Final = 2
 EXIT_AUTH: Final = 3
 EXIT_INTERRUPTED: Final = 130
+
+#: Input files above this many MiB are refused before reading (``--max-input-mb``).
+DEFAULT_MAX_INPUT_MB: Final = 1024

@@ -26,7 +26,7 @@ from batch_enroll.journal import (
     journal_verdicts,
     open_journal,
 )
-from batch_enroll.loader import Sheet, load_sheet
+from batch_enroll.loader import DEFAULT_MAX_INPUT_MB, Sheet, load_sheet
 from batch_enroll.lookup import read_held, resolve_users, settle
 from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, Job, RowResult
 from batch_enroll.options import RunOptions
@@ -183,6 +183,7 @@ def _report(run: _Run, outcome: _Outcome) -> Summary:
         rate_found=round(limiter.found, 1) if limiter.adaptive else None,
         journal=str(run.journal.path),
     )
+    summary.notes[:0] = run.sheet.notes
     if run.summary_json is not None:
         write_summary_json(summary, run.summary_json)
     return summary
@@ -215,6 +216,8 @@ async def run_sheet_async(
     on_progress: Callable[[Progress], None] | None = None,
     stop: StopHandle | None = None,
     handle_signals: bool = False,
+    sheet_name: str | None = None,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Enroll every valid row of a sheet and write one result row per input row.
 
@@ -226,7 +229,7 @@ async def run_sheet_async(
     """
     clock = now_iso(), time.monotonic()
     out = Path(out)
-    sheet = load_sheet(input_path)
+    sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
     checked = _check(sheet, options)
     out.parent.mkdir(parents=True, exist_ok=True)
     stop = stop or StopHandle()
@@ -268,6 +271,8 @@ def run_sheet(
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     stop: StopHandle | None = None,
+    sheet_name: str | None = None,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Run ``run_sheet_async`` in an event loop of its own; Ctrl+C and SIGTERM stop it."""
     return anyio.run(
@@ -282,6 +287,8 @@ def run_sheet(
             on_progress=on_progress,
             stop=stop,
             handle_signals=True,
+            sheet_name=sheet_name,
+            max_input_mb=max_input_mb,
         )
     )
 
@@ -294,13 +301,15 @@ async def validate_sheet_async(
     summary_json: str | Path | None = None,
     stop: StopHandle | None = None,
     handle_signals: bool = False,
+    sheet_name: str | None = None,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Check a sheet without sending anything; ``options`` None means offline rules only.
 
     ``stop`` (or, with ``handle_signals``, Ctrl+C) cuts the course reads short.
     """
     started_at, started = now_iso(), time.monotonic()
-    sheet = load_sheet(input_path)
+    sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
     checked = check_offline(sheet.frame)
     halted: _Outcome | None = None
     if options is not None:
@@ -327,6 +336,7 @@ async def validate_sheet_async(
         stopped_because=halted.stopped_because if halted else "",
         exit_code=_EXIT_FOR[halted.end] if halted else None,
     )
+    summary.notes[:0] = sheet.notes
     if summary_json is not None:
         write_summary_json(summary, Path(summary_json))
     return summary
@@ -339,6 +349,8 @@ def validate_sheet(
     options: RunOptions | None,
     summary_json: str | Path | None = None,
     stop: StopHandle | None = None,
+    sheet_name: str | None = None,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Run ``validate_sheet_async`` in an event loop of its own; Ctrl+C stops its reads."""
     call = functools.partial(
@@ -349,5 +361,7 @@ def validate_sheet(
         summary_json=summary_json,
         stop=stop,
         handle_signals=True,
+        sheet_name=sheet_name,
+        max_input_mb=max_input_mb,
     )
     return anyio.run(call)

@@ -19,6 +19,7 @@ import pandas as pd
 from batch_enroll.client import canonical_login, login_key
 from batch_enroll.errors import ConfigError
 from batch_enroll.ids import course_key, fold, is_placeholder, parse_guid, parse_time, session_guids
+from batch_enroll.loader import RAGGED_COLUMN
 from batch_enroll.model import (
     DUPLICATE,
     ENROLL,
@@ -140,6 +141,13 @@ def _excel_error(column: pd.Series[str]) -> pd.Series[bool]:
     return column.isin(_EXCEL_ERRORS)
 
 
+def _mark_ragged(frame: pd.DataFrame) -> None:
+    """Mark the rows the loader found longer than the header; their cells cannot be trusted."""
+    if RAGGED_COLUMN in frame.columns:
+        ragged = frame[RAGGED_COLUMN].astype(str)
+        _mark(frame, ragged != "", INVALID, "RaggedRow", ragged)
+
+
 def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     """Check every row's cells; return the sheet with verdict columns added.
 
@@ -156,6 +164,7 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     frame["error_code"] = ""
     frame["error_message"] = ""
     frame["warnings"] = ""
+    _mark_ragged(frame)
     if len(frame) == 0:
         for column in INTERNAL_COLUMNS:
             frame[column] = pd.Series(dtype=object)

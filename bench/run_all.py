@@ -6,7 +6,7 @@ stderr; the table and the raw figures also go to ``bench/out/results.md`` and
 ``bench/out/results.json``. Exit status 1 when a target is missed.
 
 Usage: ``python bench/run_all.py [scenario ...]`` with scenarios from
-``million no_throttle latency sequential throttle startup`` (default: all, about 5 min).
+``million excel no_throttle latency sequential throttle startup`` (default: all, about 5 min).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable
 
 # Run as a script, this directory is first on sys.path: the scenarios import as modules.
+import excel
 import latency
 import million
 import no_throttle
@@ -29,6 +30,7 @@ from common import OUT, Row, log, machine, table
 
 SCENARIOS: dict[str, Callable[[], list[Row]]] = {
     "million": million.run,
+    "excel": excel.run,
     "no_throttle": no_throttle.run,
     "latency": latency.run,
     "sequential": sequential.run,

@@ -310,7 +310,7 @@ def test_missing_required_column_names_it_and_its_aliases(tmp_path: Path) -> Non
 
     assert error_of(path) == (
         f"{path}: missing required column 'course_id' "
-        '(accepted headers: course_id, courseid, course); found: "email", "name"'
+        '(accepted headers: course_id, courseid, course); row 1 has "email", "name"'
     )
 
 
@@ -407,10 +407,43 @@ def test_short_records_are_padded(tmp_path: Path) -> None:
     assert sheet.frame["note"].tolist() == ["", ""]
 
 
-def test_long_record_is_an_error_naming_the_row(tmp_path: Path) -> None:
-    path = write(tmp_path, 'course_id,user\n1,"a\nb"\n\n2,b,c\n')
+def test_long_record_is_marked_for_the_validator_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, 'course_id,user\n1,"a\nb"\n\n2,b,c\n3,c,  \n4;x,d\n')
 
-    assert error_of(path) == f"{path}: row 4 has 3 cells but the header has 2"
+    sheet = load_sheet(path)
+
+    assert sheet.frame["row"].tolist() == [2, 4, 5, 6]
+    assert sheet.frame["user_login_name"].tolist() == ["a\nb", "b", "c", "d"]
+    # Cells beyond the header that are empty (or only white space) lose nothing.
+    assert sheet.frame[loader.RAGGED_COLUMN].tolist() == [
+        "",
+        "row 4 has 3 cells, the header has 2: is there an unquoted comma in it?",
+        "",
+        "",
+    ]
+
+
+def test_long_record_message_names_the_delimiter(tmp_path: Path) -> None:
+    path = write(tmp_path, "course_id;user;note\n1;a;x\n2;b;Smith; Jr;;\n")
+
+    sheet = load_sheet(path)
+
+    assert sheet.frame[loader.RAGGED_COLUMN].tolist() == [
+        "",
+        "row 3 has 4 cells, the header has 3: is there an unquoted semicolon in it?",
+    ]
+    assert sheet.frame["note"].tolist() == ["x", "Smith"]
+
+
+def test_rows_of_growing_width_are_all_marked(tmp_path: Path) -> None:
+    rows = "".join(f"{i},u{i}{',x' * i}\n" for i in range(1, 30))
+    sheet = load_sheet(write(tmp_path, "course_id,user\n" + rows))
+
+    messages = sheet.frame[loader.RAGGED_COLUMN].tolist()
+    assert len(messages) == 29
+    assert (
+        messages[-1] == "row 30 has 31 cells, the header has 2: is there an unquoted comma in it?"
+    )
 
 
 def test_unclosed_quote_names_the_row_it_opens(tmp_path: Path) -> None:
@@ -614,7 +647,23 @@ def test_xlsx_rows_are_real_sheet_rows(tmp_path: Path) -> None:
     assert loaded.extra_columns == ()
 
 
-def test_xlsx_reads_only_the_first_sheet(tmp_path: Path) -> None:
+def test_xlsx_times_durations_and_big_numbers_read_as_excel_shows_them(tmp_path: Path) -> None:
+    rows: list[list[object]] = [
+        ["course", "user", "time", "duration", "negative", "share"],
+        [1, "a@x", dt.time(9, 30), dt.timedelta(hours=30, minutes=5), -3.0, 0.125],
+    ]
+
+    sheet = load_sheet(write_xlsx(tmp_path / "values.xlsx", rows))
+
+    assert sheet.frame.iloc[0][["time", "duration", "negative", "share"]].tolist() == [
+        "09:30:00",
+        "30:05:00",
+        "-3",
+        "0.125",
+    ]
+
+
+def test_xlsx_reads_the_first_sheet_with_a_header_and_only_it(tmp_path: Path) -> None:
     book = openpyxl.Workbook()
     first = book.active
     assert first is not None
@@ -654,4 +703,7 @@ def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
 
 
 def test_directory_is_a_load_error(tmp_path: Path) -> None:
-    assert error_of(tmp_path) == f"{tmp_path}: cannot read the file: Is a directory"
+    assert error_of(tmp_path) == (
+        f"{tmp_path}: this is a folder, not a regular file;"
+        " save the sheet as a file and give its path"
+    )

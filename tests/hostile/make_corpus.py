@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import io
 import random
+import struct
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from xml.sax.saxutils import escape
 
 HERE = Path(__file__).resolve().parent
 
-Cell = str | int | float | bool | tuple[str, str] | None
+Cell = str | int | float | bool | tuple[str, str] | tuple[str, str, str] | None
 
 
 def _column(index: int) -> str:
@@ -34,9 +35,17 @@ def _column(index: int) -> str:
 
 
 def _xml_cell(ref: str, value: Cell) -> str:
-    """Render one <c> element; a ('e', text) tuple is an Excel error value."""
+    """Render one <c> element; a ('e', text) tuple is an Excel error value.
+
+    A (type, formula, cached value) tuple is a formula with the value Excel saved:
+    type "n" for a number, "str" for text, "e" for an error.
+    """
     if value is None:
         return ""
+    if isinstance(value, tuple) and len(value) == 3:
+        kind, formula, cached = value
+        kind_attr = "" if kind == "n" else f' t="{kind}"'
+        return f'<c r="{ref}"{kind_attr}><f>{escape(formula)}</f><v>{escape(cached)}</v></c>'
     if isinstance(value, tuple):
         kind, text = value
         return f'<c r="{ref}" t="{kind}"><v>{escape(text)}</v></c>'
@@ -60,8 +69,17 @@ def _zip(parts: dict[str, str | bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def xlsx(sheets: Sequence[dict[int, Sequence[Cell]]]) -> bytes:
-    """Build a minimal .xlsx by hand: one dict {row number: cells} per worksheet."""
+def xlsx(
+    sheets: Sequence[dict[int, Sequence[Cell]]],
+    *,
+    names: Sequence[str] = (),
+    hidden: Sequence[str] = (),
+) -> bytes:
+    """Build a minimal .xlsx by hand: one dict {row number: cells} per worksheet.
+
+    ``names`` names the sheets (default Sheet1, Sheet2...); those in ``hidden`` are hidden.
+    """
+    titles = [*names, *(f"Sheet{n}" for n in range(len(names) + 1, len(sheets) + 1))]
     ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
     rel_ns = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
     doc_type = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -91,8 +109,10 @@ def xlsx(sheets: Sequence[dict[int, Sequence[Cell]]]) -> bytes:
             f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{ns}" xmlns:r="{rel_ns}">'
             "<sheets>"
             + "".join(
-                f'<sheet name="Sheet{n}" sheetId="{n}" r:id="rId{n}"/>'
-                for n in range(1, len(sheets) + 1)
+                f'<sheet name="{escape(title)}" sheetId="{n}"'
+                + (' state="hidden"' if title in hidden else "")
+                + f' r:id="rId{n}"/>'
+                for n, title in enumerate(titles, start=1)
             )
             + "</sheets></workbook>"
         ),
@@ -119,6 +139,147 @@ def xlsx(sheets: Sequence[dict[int, Sequence[Cell]]]) -> bytes:
             f"<sheetData>{body}</sheetData></worksheet>"
         )
     return _zip(parts)
+
+
+def ods(sheets: dict[str, Sequence[Sequence[str | float | None]]]) -> bytes:
+    """Build a minimal OpenDocument spreadsheet by hand: rows of cells per named sheet."""
+    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+    text = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+
+    def cell(value: str | float | None) -> str:
+        if value is None:
+            return "<table:table-cell/>"
+        if isinstance(value, float):
+            return (
+                f'<table:table-cell office:value-type="float" office:value="{value!r}">'
+                f"<text:p>{value!r}</text:p></table:table-cell>"
+            )
+        return (
+            '<table:table-cell office:value-type="string">'
+            f"<text:p>{escape(value)}</text:p></table:table-cell>"
+        )
+
+    body = "".join(
+        f'<table:table table:name="{escape(name)}">'
+        + "".join(
+            "<table:table-row>" + "".join(cell(v) for v in row) + "</table:table-row>"
+            for row in rows
+        )
+        + "</table:table>"
+        for name, rows in sheets.items()
+    )
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<office:document-content xmlns:office="{office}" xmlns:table="{table}" '
+        f'xmlns:text="{text}" office:version="1.2"><office:body><office:spreadsheet>'
+        f"{body}</office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" '
+        'manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>"
+    )
+    return _zip(
+        {
+            "mimetype": "application/vnd.oasis.opendocument.spreadsheet",
+            "META-INF/manifest.xml": manifest,
+            "content.xml": content,
+        }
+    )
+
+
+def _biff(kind: int, payload: bytes = b"") -> bytes:
+    """Return one BIFF8 record: type, length, payload."""
+    return struct.pack("<HH", kind, len(payload)) + payload
+
+
+def _biff_bof(substream: int) -> bytes:
+    # BIFF8 (0x0600); substream 0x0005 is the workbook globals, 0x0010 a worksheet.
+    return _biff(0x0809, struct.pack("<HHHHII", 0x0600, substream, 0x0DBB, 0x07CC, 0, 0x06))
+
+
+def xls(
+    sheets: dict[str, Sequence[Sequence[str | float | None]]], *, hidden: Sequence[str] = ()
+) -> bytes:
+    """Build a minimal legacy .xls by hand: a BIFF8 stream in an OLE2 compound file.
+
+    Text goes through the shared string table (LABELSST), numbers as NUMBER
+    records, as Excel 97-2003 writes them.
+    """
+    strings: list[str] = []
+    streams: list[bytes] = []
+    for rows in sheets.values():
+        cells = b""
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if isinstance(value, float):
+                    cells += _biff(0x0203, struct.pack("<HHHd", r, c, 0, value))
+                elif value is not None:
+                    if value not in strings:
+                        strings.append(value)
+                    cells += _biff(0x00FD, struct.pack("<HHHI", r, c, 0, strings.index(value)))
+        streams.append(_biff_bof(0x0010) + cells + _biff(0x000A))
+    table = b"".join(struct.pack("<HB", len(s), 0) + s.encode("latin-1") for s in strings)
+    sst = _biff(0x00FC, struct.pack("<II", len(strings), len(strings)) + table)
+
+    def globals_part(offsets: Sequence[int]) -> bytes:
+        bound = b"".join(
+            _biff(
+                0x0085,
+                struct.pack("<IBB", offset, 1 if name in hidden else 0, 0)
+                + struct.pack("<BB", len(name), 0)
+                + name.encode("latin-1"),
+            )
+            for name, offset in zip(sheets, offsets, strict=True)
+        )
+        return _biff_bof(0x0005) + bound + sst + _biff(0x000A)
+
+    start = len(globals_part([0] * len(sheets)))
+    offsets = [start + sum(len(s) for s in streams[:i]) for i in range(len(streams))]
+    return _ole2(globals_part(offsets) + b"".join(streams))
+
+
+def _ole2(workbook: bytes) -> bytes:
+    """Wrap a BIFF stream as the "Workbook" stream of a version 3 compound file."""
+    end, free, fat_sector, none = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFF
+    # Streams under 4,096 bytes would go to the mini stream: pad to stay in sectors.
+    stream = workbook.ljust(4096, b"\0")
+    stream += bytes(-len(stream) % 512)
+    sectors = len(stream) // 512
+    fat = [fat_sector, end, *(3 + i if i < sectors - 1 else end for i in range(sectors))]
+    fat += [free] * (128 - len(fat))
+    header = (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+        + bytes(16)
+        + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6)
+        + bytes(6)
+        # directory sectors, FAT sectors, first directory sector, transaction,
+        # mini stream cutoff, first mini FAT sector, mini FAT sectors, DIFAT
+        + struct.pack("<IIIIIIIII", 0, 1, 1, 0, 4096, end, 0, end, 0)
+        + struct.pack("<I", 0)
+        + struct.pack("<I", free) * 108
+    )
+
+    def entry(name: str, kind: int, child: int, start: int, size: int) -> bytes:
+        raw = name.encode("utf-16-le") + b"\0\0" if name else b""
+        return (
+            raw.ljust(64, b"\0")
+            + struct.pack("<HBBIII", len(raw), kind, 1, none, none, child)
+            + bytes(36)
+            + struct.pack("<III", start, size, 0)
+        )
+
+    directory = (
+        entry("Root Entry", 5, 1, end, 0)
+        + entry("Workbook", 2, none, 2, len(stream))
+        + entry("", 0, none, 0, 0) * 2
+    )
+    return header + struct.pack("<128I", *fat) + directory + stream
 
 
 GOOD_XLSX = xlsx(
@@ -210,13 +371,104 @@ CASES: dict[str, Callable[[], bytes]] = {
             }
         ]
     ),
+    "xlsx_formulas.xlsx": lambda: xlsx(
+        [
+            {
+                1: ["course_id", "user_login_name", "Due", "Cost"],
+                2: [
+                    ("n", "100+1", "101"),
+                    ("str", 'LOWER("ANN@CONTOSO.COM")', "ann@contoso.com"),
+                    ("e", "VLOOKUP(A2,Lists!A:B,2,0)", "#N/A"),
+                    ("n", "1/4", "0.25"),
+                ],
+            }
+        ]
+    ),
+    # One stray cell at the sheet's last cell: A1 to XFD1048576 is 17 billion cells.
+    "xlsx_stray_far_cell.xlsx": lambda: xlsx(
+        [
+            {
+                1: ["course_id", "user_login_name"],
+                2: [1, "ann@contoso.com"],
+                1_048_576: [*([None] * 16_383), "x"],
+            }
+        ]
+    ),
     "xlsx_named.csv": lambda: GOOD_XLSX,
     "truncated.xlsx": lambda: GOOD_XLSX[: len(GOOD_XLSX) // 2],
     "zip_not_xlsx.xlsx": lambda: _zip({"readme.txt": "not a workbook"}),
     "opendocument.ods": lambda: _zip(
         {"mimetype": "application/vnd.oasis.opendocument.spreadsheet", "content.xml": "<x/>"}
     ),
-    "encrypted.xlsx": lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + _random(5, 512),
+    # Excel keeps a password-protected workbook in an OLE2 file with this stream.
+    # -- sheets as HR keeps them: title rows, an instructions sheet, wrapped headers
+    "title_rows.csv": lambda: (
+        b"Onboarding December 2026,,\n"
+        b'"Note: send to IT, by Friday",,\n'
+        b",,\n"
+        b'"Course\nID", E-mail\xc2\xa0 ,"Start\n  date"\n'
+        b"7,ann@contoso.com,2026-12-01\n"
+        b"8,bob@contoso.com,2026-12-02\n"
+    ),
+    "title_rows_semicolons.csv": lambda: (
+        b"Hires, December 2026\n\ncourse;user;department\n7;ann@contoso.com;Sales, EMEA\n"
+    ),
+    "header_below_row_20.csv": lambda: (
+        "".join(f"note {n}\n" for n in range(1, 21)).encode() + b"course_id,user\n1,ann\n"
+    ),
+    "header_under_many_blank_lines.csv": lambda: (
+        b"\n" * 30 + b"Title\n" + b",,\n" * 30 + b"course_id,user\n1,ann\n"
+    ),
+    "ragged_unquoted_address.csv": lambda: (
+        b"course_id,user_login_name,address\n"
+        b"7,ann@contoso.com,Main Street 1\n"
+        b"7,bob@contoso.com,Elm Road 2, Springfield\n"
+        b"8,cy@contoso.com,\n"
+    ),
+    "many_unknown_headers.csv": lambda: (
+        ",".join(f"Unrecognised column number {n}" for n in range(60)).encode() + b"\n"
+    ),
+    "xlsx_hr_workbook.xlsx": lambda: xlsx(
+        [
+            {1: ["How to fill in this workbook"], 2: ["One row per new hire, on Hires."]},
+            {
+                1: ["Onboarding December 2026"],
+                2: ["Note: send to IT by Friday"],
+                4: ["Course\nID", " E-mail\u00a0", "Start\n  date", "Check"],
+                5: [7, "ann@contoso.com", "2026-12-01", ("e", "#N/A")],
+                7: [8, "bob@contoso.com", "2026-12-02", None],
+            },
+            {1: ["course", "user"], 2: [9, "old@contoso.com"]},
+            {1: ["course", "user"], 2: [10, "lists@contoso.com"]},
+        ],
+        names=["Instructions", "Hires", "Old hires", "Lists"],
+        hidden=["Lists"],
+    ),
+    "xlsx_header_only_on_hidden_sheet.xlsx": lambda: xlsx(
+        [{1: ["Read me"]}, {1: ["course", "user"], 2: [1, "a@contoso.com"]}],
+        names=["Instructions", "Data"],
+        hidden=["Data"],
+    ),
+    "opendocument_hires.ods": lambda: ods(
+        {
+            "Instructions": [["Fill in the next sheet"]],
+            "Hires": [["Hires"], [], ["Course ID", "E-mail"], [7.0, "ann@contoso.com"]],
+        }
+    ),
+    "legacy_hires.xls": lambda: xls(
+        {
+            "Read me": [["Fill in Hires"]],
+            "Hires": [["Onboarding"], [], ["Course ID", "E-mail"], [7.0, "ann@contoso.com"]],
+            "Lists": [["course", "user"], [9.0, "lists@contoso.com"]],
+        },
+        hidden=["Lists"],
+    ),
+    "encrypted.xlsx": lambda: (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+        + bytes(504)
+        + "EncryptedPackage".encode("utf-16-le")
+        + _random(5, 512)
+    ),
     "legacy.xls": lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + _random(6, 1024),
 }
 
