@@ -551,7 +551,7 @@ def describe(frame: pd.DataFrame, courses: Mapping[str, CourseInfo]) -> pd.DataF
     sessions = frame["_sessions"].astype(str)
     titles = {cid: info.title for cid, info in courses.items()}
     frame["lms_course_id"] = course_ids
-    frame["course_title"] = course_ids.map(titles).fillna("")
+    frame["course_title"] = course_ids.map(titles).fillna("") if titles else ""
     booked = (sessions != "") & course_ids.isin(list(courses))
     frame["session_titles"] = ""
     if booked.any():
