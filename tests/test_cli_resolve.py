@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -339,14 +340,17 @@ def test_two_cells_in_a_long_catalogue_ask_per_cell(server_for, tmp_path: Path) 
     assert [r["lms_course_id"] for r in read(tmp_path / "r.csv")] == [HSE, CAP]
 
 
-def test_a_numeric_code_excel_stored_as_a_float_resolves(server_for, tmp_path: Path) -> None:
+def test_excel_numeric_codes_and_date_cells_resolve(server_for, tmp_path: Path) -> None:
     openpyxl = pytest.importorskip("openpyxl")
     server = server_for()
     book = openpyxl.Workbook()
     sheet = book.active
-    sheet.append(["course_id", "user_login_name"])
+    sheet.append(["course_id", "user_login_name", "sessions"])
     sheet.append([101.0, "ann@contoso.com"])
     sheet.append([101, "kim@contoso.com"])  # enrolled before the run
+    # A start typed into Excel is a date-time cell, and a day a date cell.
+    sheet.append(["FLT-201", "bob@contoso.com", datetime(2028, 1, 10, 13, 0)])
+    sheet.append(["HSE-210", "cat@contoso.com", date(2028, 2, 8)])
     book.save(tmp_path / "hires.xlsx")
     out = tmp_path / "r.csv"
     result = invoke(
@@ -357,7 +361,10 @@ def test_a_numeric_code_excel_stored_as_a_float_resolves(server_for, tmp_path: P
     assert [(r["course_id"], r["status"], r["lms_course_id"]) for r in rows] == [
         ("101", "enrolled", INFO),
         ("101", "already_enrolled", INFO),
+        ("FLT-201", "enrolled", FLT),
+        ("HSE-210", "enrolled", HSE),
     ]
+    assert [r["course_session_ids"] for r in rows[2:]] == [AFTERNOON, DRILL]
 
 
 def test_claims_logins_in_any_case_match_what_lms365_stores(server_for, tmp_path: Path) -> None:
