@@ -380,6 +380,11 @@ def match_sessions(cell: str, sessions: Sequence[Mapping[str, Any]]) -> Match:
     guids = session_guids(cell)
     if guids is not None:
         return Match(tuple(guids))
+    whole = fold(cell)
+    titled = [x for x in sessions if fold(str(x.get("Title") or "")) == whole]
+    if len(titled) == 1 and _NAME_SPLIT.search(cell):
+        # A title that holds a separator itself ("Part 1; Basics") names one session.
+        return Match((str(titled[0].get("Id", "")).lower(),))
     ids: list[str] = []
     for part in _NAME_SPLIT.split(cell):
         if not part.strip():

@@ -188,6 +188,12 @@ def test_match_sessions_by_id_title_date_or_local_start(cell: str, ids: tuple[st
     assert found.ids == ids
 
 
+def test_a_title_holding_a_separator_is_one_session() -> None:
+    odd = [*SESSIONS, {"Id": "66666666-6666-4666-8666-666666666666", "Title": "Part 1; Basics"}]
+    assert match_sessions("part 1; basics", odd).ids == ("66666666-6666-4666-8666-666666666666",)
+    assert match_sessions("Evening; Part 1; Basics", odd).error_code == SESSION_NOT_FOUND
+
+
 def test_a_day_with_two_sessions_is_ambiguous_and_names_them() -> None:
     found = match_sessions("2026-12-01", SESSIONS)
     assert found.error_code == AMBIGUOUS_SESSION
