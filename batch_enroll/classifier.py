@@ -105,6 +105,9 @@ def classify_response(response: httpx.Response, *, doubt: bool = False) -> Outco
 
     if 200 <= status < 300:
         return Outcome(Verdict.SUCCESS, status, body=mapping)
+    if status == 407:
+        # From the proxy, not LMS365, and just as fatal: no request can get through.
+        return _proxy_auth_refused(status)
     if status in (401, 403):
         code = code or ("Unauthorized" if status == 401 else "Forbidden")
         return Outcome(Verdict.FATAL_AUTH, status, code, message or "LMS365 refused the API key")
@@ -127,6 +130,40 @@ def classify_response(response: httpx.Response, *, doubt: bool = False) -> Outco
         code or f"HTTP{status}",
         message or response.reason_phrase or "request refused",
     )
+
+
+PROXY_AUTH_CODE = "ProxyAuthenticationRequired"
+
+
+def _proxy_auth_refused(status: int | None) -> Outcome:
+    return Outcome(
+        Verdict.FATAL_AUTH,
+        status,
+        PROXY_AUTH_CODE,
+        "the proxy asked for credentials or refused them (407); give them as"
+        " --proxy http://user:password@host:port",
+    )
+
+
+def _proxy_refusal(exc: BaseException) -> Outcome | None:
+    """Classify a proxy that would not open a tunnel or could not be reached."""
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None and isinstance(exc.__cause__, aiohttp.ClientProxyConnectionError):
+        return Outcome(Verdict.RETRY, None, "ProxyError", "could not connect to the proxy")
+    if not isinstance(exc, httpx.ProxyError):
+        return None
+    # aiohttp's error carries the status; httpcore's says it first in its message.
+    status = getattr(exc.__cause__, "status", None)
+    if status is None and str(exc)[:3].isdigit():
+        status = int(str(exc)[:3])
+    if status == 407:
+        return _proxy_auth_refused(status)
+    _, connector_error, _ = _aiohttp_errors()
+    if isinstance(exc.__cause__, connector_error):
+        return Outcome(Verdict.RETRY, None, "ProxyError", "could not connect to the proxy")
+    # A refused CONNECT opened no tunnel: nothing reached LMS365.
+    detail = f" ({status})" if isinstance(status, int) else ""
+    return Outcome(Verdict.RETRY, None, "ProxyError", f"the proxy refused the connection{detail}")
 
 
 # Raised before a single byte of the request could have reached the server.
@@ -178,6 +215,9 @@ def classify_exception(exc: BaseException) -> Outcome:
             "the server's TLS certificate is not trusted; behind a corporate proxy,"
             " pass its CA certificate with --ca-bundle",
         )
+    refused = _proxy_refusal(exc)
+    if refused is not None:
+        return refused
     transport_failure = isinstance(exc, httpx.TransportError | client_error | OSError)
     if transport_failure and _was_not_sent(exc):
         return Outcome(Verdict.RETRY, None, name, "could not connect to LMS365")

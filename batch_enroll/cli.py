@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from batch_enroll.errors import BatchEnrollError, ConfigError
-from batch_enroll.model import DEFAULT_MAX_INPUT_MB, EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from batch_enroll.model import (
+    DEFAULT_MAX_INPUT_MB,
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_SOFTWARE,
+)
 from batch_enroll.options import DEFAULT_CONCURRENCY, REGIONS, RunOptions, resolve_base_url
 
 if TYPE_CHECKING:
@@ -25,7 +30,10 @@ if TYPE_CHECKING:
 # them, so --help and --version answer at once.
 
 API_KEY_ENV = "LMS365_API_KEY"
+API_KEY_FILE_ENV = "LMS365_API_KEY_FILE"
 BASE_URL_ENV = "LMS365_BASE_URL"
+#: Where a command's outputs go, for the last-resort handler's traceback file.
+_CRASH_FOLDER = "batch_enroll.crash_folder"
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -91,9 +99,83 @@ _connection_options = [
         "--api-key",
         envvar=API_KEY_ENV,
         show_envvar=True,
-        help="LMS365 API key (Full Control to enroll). Prefer the environment variable.",
+        help="LMS365 API key (Full Control to enroll). Prefer --api-key-file.",
+    ),
+    click.option(
+        "--api-key-file",
+        envvar=API_KEY_FILE_ENV,
+        show_envvar=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Read the API key from this file (one line; e.g. a systemd credential).",
+    ),
+    click.option(
+        "--proxy",
+        help="Proxy for every request, http://[user:password@]host[:port]; '' for none"
+        " (default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, as curl reads them).",
+    ),
+    click.option(
+        "--ca-bundle",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Trust these CA certificates (PEM), e.g. a corporate TLS proxy's.",
     ),
 ]
+
+
+def _api_key(api_key: str | None, api_key_file: Path | None) -> str | None:
+    """Pick the key (what is typed outranks the environment); None when none is given."""
+    from batch_enroll.keyfile import choose_api_key
+
+    ctx = click.get_current_context()
+    from_env = click.core.ParameterSource.ENVIRONMENT
+    try:
+        chosen = choose_api_key(
+            key=api_key,
+            key_from_env=ctx.get_parameter_source("api_key") is from_env,
+            key_file=api_key_file,
+            key_file_from_env=ctx.get_parameter_source("api_key_file") is from_env,
+        )
+    except ConfigError as exc:
+        _fail(str(exc))
+    if chosen is None:
+        return None
+    for warning in chosen.warnings:
+        click.echo(f"batch-enroll: {warning}", err=True)
+    return chosen.key
+
+
+def _check_proxy(proxy: str | None) -> None:
+    """Refuse an unusable --proxy or proxy variable before anything is sent."""
+    from batch_enroll.proxy import ProxySettings
+
+    try:
+        ProxySettings(proxy=proxy)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _crash_folder(folder: Path | None) -> None:
+    """Tell the last-resort handler where this command's outputs go."""
+    click.get_current_context().meta[_CRASH_FOLDER] = folder
+
+
+class _Guarded(click.Group):
+    """A command group that turns any unexpected exception into one line and exit 70.
+
+    The traceback goes to a file the line names, beside the command's outputs (or in
+    the temp folder), with every known secret scrubbed from both.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            from batch_enroll.crash import crash_line, write_crash_report
+
+            report = write_crash_report(exc, folder=ctx.meta.get(_CRASH_FOLDER))
+            click.echo(crash_line(exc, report), err=True)
+            sys.exit(EXIT_SOFTWARE)
 
 
 _require_session = click.option(
@@ -144,7 +226,7 @@ def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
     return decorate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Guarded, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="batch_enroll", prog_name="batch-enroll")
 @_verbose
 def main(verbose: bool) -> None:
@@ -217,11 +299,6 @@ def _log_to_stderr() -> None:
     help="Finish a stopped run from its journal: rows with an outcome are not sent again.",
 )
 @click.option(
-    "--ca-bundle",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trust these CA certificates (PEM), e.g. a corporate TLS proxy's.",
-)
-@click.option(
     "--skip-enrolled",
     is_flag=True,
     help="Read each course's enrollments once and do not send rows already enrolled.",
@@ -261,6 +338,9 @@ def run(
     max_input_mb: float,
     base_url: str | None,
     api_key: str | None,
+    api_key_file: Path | None,
+    proxy: str | None,
+    ca_bundle: Path | None,
     region: str | None,
     concurrency: int,
     rate: float | None,
@@ -271,7 +351,6 @@ def run(
     summary_json: Path | None,
     journal: Path | None,
     resume: bool,
-    ca_bundle: Path | None,
     skip_enrolled: bool,
     max_unenroll: str,
     resolve_users: bool,
@@ -290,15 +369,25 @@ def run(
         url = resolve_base_url(base_url, region)
     except ConfigError as exc:
         _fail(str(exc))
-    if not api_key:
-        _fail(f"no API key: set {API_KEY_ENV} or pass --api-key")
+    out = out or _default_out(input_path, "results")
+    _crash_folder(out.parent)
+    key = _api_key(api_key, api_key_file)
+    if not key:
+        _fail(f"no API key: set {API_KEY_FILE_ENV} or {API_KEY_ENV}, or pass --api-key-file")
+    _check_proxy(proxy)
+    from batch_enroll.files import check_writable
     from batch_enroll.requestlog import RequestLog
     from batch_enroll.runner import run_sheet
 
+    try:
+        check_writable(appended=[("request log", log_file)])
+    except ConfigError as exc:
+        _fail(str(exc))
     request_log = RequestLog(log_file) if log_file is not None else None
     options = RunOptions(
         base_url=url,
-        api_key=api_key,
+        api_key=key,
+        proxy=proxy,
         concurrency=concurrency,
         rate=rate,
         max_retries=max_retries,
@@ -316,7 +405,7 @@ def run(
     try:
         summary = run_sheet(
             input_path,
-            out=out or _default_out(input_path, "results"),
+            out=out,
             options=options,
             summary_json=summary_json,
             journal=journal,
@@ -371,23 +460,36 @@ def validate(
     max_input_mb: float,
     base_url: str | None,
     api_key: str | None,
+    api_key_file: Path | None,
+    proxy: str | None,
+    ca_bundle: Path | None,
     offline: bool,
     require_session: bool,
     summary_json: Path | None,
 ) -> None:
     """Check INPUT against LMS365's rules without enrolling anyone."""
+    _crash_folder(report.parent if report is not None else None)
     options: RunOptions | None = None
     if not offline:
-        if not api_key:
+        key = _api_key(api_key, api_key_file)
+        if not key:
             _fail(
-                f"checking session rules reads the courses from LMS365: set {API_KEY_ENV}"
-                " (or --api-key), or pass --offline to check the cells only"
+                f"checking session rules reads the courses from LMS365: set {API_KEY_FILE_ENV}"
+                f" or {API_KEY_ENV} (or pass --api-key-file), or pass --offline to check the"
+                " cells only"
             )
         try:
             url = resolve_base_url(base_url, None)
         except ConfigError as exc:
             _fail(str(exc))
-        options = RunOptions(base_url=url, api_key=api_key, require_session=require_session)
+        _check_proxy(proxy)
+        options = RunOptions(
+            base_url=url,
+            api_key=key,
+            proxy=proxy,
+            verify=_trust(ca_bundle),
+            require_session=require_session,
+        )
     from batch_enroll.runner import validate_sheet
 
     try:
@@ -523,7 +625,8 @@ def demo(out: Path) -> None:
     app = create_app(catalog, latency_ms=20, rate_limit=40, fault_rate=0.05, seed=7)
     with SimulatorServer(app) as server:
         click.echo(f"Simulator listening on {server.base_url}", err=True)
-        options = RunOptions(base_url=server.base_url, api_key=key, concurrency=8)
+        # The simulator is in this process: no proxy in the environment stands between.
+        options = RunOptions(base_url=server.base_url, api_key=key, concurrency=8, trust_env=False)
         # From a checkout, show the sheet the README talks about; else the packaged copy.
         sheet = Path("sample_data/onboarding.csv")
         if not sheet.is_file():

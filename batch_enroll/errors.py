@@ -59,6 +59,8 @@ class AuthFailure(BatchEnrollError):
 
     def explain(self) -> str:
         """Say, without the key, why LMS365 refused it and what to do."""
+        if self.outcome.http_status == 407:
+            return f"the proxy answered 407: {self.outcome.error_message}"
         if self.outcome.http_status == 403:
             return (
                 "LMS365 answered 403: the API key is read-only; enrolling needs a Full Control key"

@@ -128,6 +128,8 @@ EXIT_OK: Final = 0
 EXIT_ROW_PROBLEMS: Final = 1
 EXIT_BAD_INPUT: Final = 2
 EXIT_AUTH: Final = 3
+#: sysexits.h EX_SOFTWARE: an internal error (a bug), reported in one line and a file.
+EXIT_SOFTWARE: Final = 70
 EXIT_INTERRUPTED: Final = 130
 
 #: Input files above this many MiB are refused before reading (``--max-input-mb``).

@@ -90,6 +90,12 @@ class ConnectionOptions:
     verify: ssl.SSLContext | str | bool = True
     #: A ready transport (tests, ASGI apps); None builds the default one.
     transport: httpx.AsyncBaseTransport | None = None
+    #: A proxy for every request (``http://[user:password@]host[:port]``), ``""`` for
+    #: none, or None to follow HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY as curl
+    #: does (see :mod:`batch_enroll.proxy`). Hidden from repr: it may hold a password.
+    proxy: str | None = field(default=None, repr=False)
+    #: Read the proxy variables from the environment; False leaves only ``proxy``.
+    trust_env: bool = True
     #: Hears of every request outcome, for a request log.
     on_event: Callable[[RequestEvent], None] | None = None
 

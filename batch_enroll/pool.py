@@ -38,6 +38,8 @@ class PoolEnd(enum.Enum):
     AUTH = "auth"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    #: An unexpected exception (a bug) stopped the run.
+    CRASHED = "crashed"
 
 
 class StopHandle:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -17,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from batch_enroll.advice import advice, explain
+from batch_enroll.files import atomic_open
 from batch_enroll.model import (
     CHECK_STATUSES,
     EXIT_AUTH,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_ROW_PROBLEMS,
+    EXIT_SOFTWARE,
     FAILED,
     INVALID,
     NOT_ATTEMPTED,
@@ -39,11 +39,14 @@ __all__ = [
     "SUMMARY_SCHEMA_VERSION",
     "Summary",
     "neutralise",
+    "neutralise_cell",
     "now_iso",
     "render_resolved",
     "render_summary",
     "results_frame",
     "run_summary",
+    "safe_cells",
+    "safe_header",
     "validate_summary",
     "write_csv",
     "write_summary_json",
@@ -54,7 +57,8 @@ SUMMARY_SCHEMA_VERSION = 2
 EXAMPLE_ROWS = 5
 
 # OWASP CSV injection: a spreadsheet runs a cell that starts with one of these.
-_FORMULA_CODES = np.array([ord(c) for c in "=+-@\t\r"], dtype=np.uint32)
+_FORMULA_STARTS = "=+-@\t\r"
+_FORMULA_CODES = np.array([ord(c) for c in _FORMULA_STARTS], dtype=np.uint32)
 
 
 def neutralise(column: pd.Series[Any]) -> pd.Series[Any]:
@@ -67,6 +71,29 @@ def neutralise(column: pd.Series[Any]) -> pd.Series[Any]:
     if not risky.any():
         return text
     return text.where(~risky, "'" + text)
+
+
+def neutralise_cell(text: str) -> str:
+    """Prefix a ``'`` to one cell a spreadsheet would run as a formula; keep the value."""
+    return "'" + text if text[:1] and text[0] in _FORMULA_STARTS else text
+
+
+def safe_header(frame: pd.DataFrame) -> list[str]:
+    """Return a sheet's column names as they are safe to write: neutralised like any cell."""
+    # The header comes from the input sheet too (an extra column named "=Notes"),
+    # and a spreadsheet runs it like any other cell.
+    return [neutralise_cell(str(column)) for column in frame.columns]
+
+
+def safe_cells(frame: pd.DataFrame) -> list[list[str]]:
+    """Return a sheet's cells as text, column by column, formula cells neutralised."""
+    return [
+        # The row number is ours and numeric: nothing to neutralise, and it stays a number.
+        [str(value) for value in frame[column].tolist()]
+        if column == "row"
+        else neutralise(frame[column]).tolist()
+        for column in frame.columns
+    ]
 
 
 def _fill_results(checked: pd.DataFrame, results: Mapping[int, RowResult]) -> pd.DataFrame:
@@ -176,42 +203,23 @@ def _csv_cells(cells: list[str]) -> list[str]:
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a results or report sheet atomically, neutralising formula cells."""
-    header = _csv_cells([str(column) for column in frame.columns])
-    columns = [
-        _csv_cells(
-            [str(value) for value in frame[column].tolist()]
-            if column == "row"
-            else neutralise(frame[column]).tolist()
-        )
-        for column in frame.columns
-    ]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename, so a crash never leaves half a sheet.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            if len(columns) < 2:
-                # csv.writer quotes a lone empty cell so the line is not blank.
-                writer = csv.writer(handle, lineterminator="\r\n")
-                writer.writerow([str(column) for column in frame.columns])
-                writer.writerows(
-                    zip(*(neutralise(frame[c]).tolist() for c in frame.columns), strict=True)
-                )
-            else:
-                # The bytes csv.writer (what DataFrame.to_csv uses) would write, joined
-                # in C a chunk at a time: per-cell writing took over a second a million rows.
-                handle.write(",".join(header) + "\r\n")
-                for start in range(0, len(frame), _WRITE_CHUNK):
-                    chunk = (column[start : start + _WRITE_CHUNK] for column in columns)
-                    rows = zip(*chunk, strict=True)
-                    handle.write("\r\n".join(map(",".join, rows)) + "\r\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    names = safe_header(frame)
+    cells = safe_cells(frame)
+    with atomic_open(path, newline="") as handle:
+        if len(cells) < 2:
+            # csv.writer quotes a lone empty cell so the line is not blank.
+            writer = csv.writer(handle, lineterminator="\r\n")
+            writer.writerow(names)
+            writer.writerows(zip(*cells, strict=True))
+            return
+        # The bytes csv.writer (what DataFrame.to_csv uses) would write, joined in C a
+        # chunk at a time: per-cell writing took over a second a million rows.
+        columns = [_csv_cells(column) for column in cells]
+        handle.write(",".join(_csv_cells(names)) + "\r\n")
+        for start in range(0, len(frame), _WRITE_CHUNK):
+            chunk = (column[start : start + _WRITE_CHUNK] for column in columns)
+            rows = zip(*chunk, strict=True)
+            handle.write("\r\n".join(map(",".join, rows)) + "\r\n")
 
 
 @dataclass
@@ -382,6 +390,8 @@ def run_summary(
         exit_code = EXIT_AUTH
     elif ended == "interrupted":
         exit_code = EXIT_INTERRUPTED
+    elif ended == "crashed":
+        exit_code = EXIT_SOFTWARE
     elif ended == "failed":
         # Stopped before sending (a refused resume, say): never a clean exit.
         exit_code = max(exit_code, EXIT_ROW_PROBLEMS)
@@ -508,7 +518,6 @@ def render_resolved(results: Path, *, courses: int = 5, sessions: int = 5) -> st
 
 
 def write_summary_json(summary: Summary, path: Path) -> None:
-    """Write the summary JSON for schedulers."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+    """Write the summary JSON for schedulers, atomically: a reader never sees half of it."""
+    with atomic_open(path) as handle:
+        handle.write(json.dumps(summary.to_json(), indent=2) + "\n")

@@ -7,6 +7,7 @@ them and, like the command line, stop gracefully on Ctrl+C and SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -17,7 +18,9 @@ import anyio
 import pandas as pd
 
 from batch_enroll.client import LmsClient
+from batch_enroll.crash import innermost
 from batch_enroll.errors import AuthFailure, CallFailed
+from batch_enroll.files import check_writable
 from batch_enroll.journal import (
     Journal,
     JournalState,
@@ -28,7 +31,7 @@ from batch_enroll.journal import (
 )
 from batch_enroll.loader import DEFAULT_MAX_INPUT_MB, Sheet, load_sheet
 from batch_enroll.lookup import read_held, resolve_users, settle
-from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, Job, RowResult
+from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, NOT_ATTEMPTED, Job, RowResult
 from batch_enroll.options import RunOptions
 from batch_enroll.pool import PoolEnd, StopHandle, send_jobs, stop_on_signals
 from batch_enroll.progress import Progress, ProgressFeed
@@ -202,6 +205,24 @@ async def _online(run: _Run, stop: StopHandle) -> _Outcome:
         return await _send(run, client, jobs, stop)
 
 
+INTERNAL_ERROR = "InternalError"
+
+
+def _mark_unfinished(run: _Run) -> None:
+    """Say on each row a crash left unfinished why it was not done (not journalled: resumable)."""
+    message = (
+        "the run stopped on an internal error before this row was finished; a re-run with"
+        " --resume asks LMS365 before sending it again"
+    )
+    # Best effort on the way out: the crash itself is what the caller must hear about.
+    with contextlib.suppress(Exception):
+        for job in jobs_from(run.checked):
+            if job.index not in run.results:
+                run.results[job.index] = RowResult(
+                    job.index, NOT_ATTEMPTED, error_code=INTERNAL_ERROR, error_message=message
+                )
+
+
 # -- the entry points ----------------------------------------------------------------------------
 
 
@@ -229,19 +250,26 @@ async def run_sheet_async(
     """
     clock = now_iso(), time.monotonic()
     out = Path(out)
+    journal_path = Path(journal) if journal is not None else journal_path_for(out)
+    summary_path = Path(summary_json) if summary_json is not None else None
+    # Before anything is read or sent: a results folder that cannot take the results
+    # must not be found out after every row was enrolled.
+    check_writable(
+        replaced=[("results", out), ("summary JSON", summary_path)],
+        appended=[("journal", journal_path)],
+    )
     sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
     checked = _check(sheet, options)
     out.parent.mkdir(parents=True, exist_ok=True)
     stop = stop or StopHandle()
     with RunLock(out):
         opened, prior = open_journal(
-            Path(journal) if journal is not None else journal_path_for(out),
+            journal_path,
             input_path=sheet.path,
             input_sha256=sheet.sha256,
             fingerprint=options.fingerprint(),
             resume=resume,
         )
-        summary_path = Path(summary_json) if summary_json is not None else None
         progress = ProgressFeed(on_progress)
         run = _Run(sheet, checked, options, opened, prior, progress, out, summary_path, *clock)
         try:
@@ -249,6 +277,14 @@ async def run_sheet_async(
                 outcome = _Outcome(PoolEnd.INTERRUPTED, "interrupted")
                 try:
                     outcome = await _online(run, stop)
+                except Exception as exc:
+                    # A bug. What was done is still written below, and the journal lets
+                    # --resume finish the run; the exception goes on to the caller.
+                    crash = innermost(exc)
+                    reason = f"internal error ({type(crash).__name__}); finish with --resume"
+                    outcome = _Outcome(PoolEnd.CRASHED, reason)
+                    _mark_unfinished(run)
+                    raise
                 finally:
                     # Whatever stopped the run, the journal and the results are written
                     # whole: this is plain blocking code, and signals that arrive meanwhile
@@ -309,6 +345,9 @@ async def validate_sheet_async(
     ``stop`` (or, with ``handle_signals``, Ctrl+C) cuts the course reads short.
     """
     started_at, started = now_iso(), time.monotonic()
+    report_path = Path(report) if report is not None else None
+    summary_path = Path(summary_json) if summary_json is not None else None
+    check_writable(replaced=[("report", report_path), ("summary JSON", summary_path)])
     sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
     checked = check_offline(sheet.frame)
     halted: _Outcome | None = None
@@ -323,8 +362,8 @@ async def validate_sheet_async(
             except Halted as halt:
                 halted = _Outcome(halt.end, halt.reason)
     frame = results_frame(checked, extra_columns=sheet.extra_columns)
-    if report is not None:
-        write_csv(frame, Path(report))
+    if report_path is not None:
+        write_csv(frame, report_path)
     summary = validate_summary(
         frame,
         input_path=str(sheet.path),
@@ -337,8 +376,8 @@ async def validate_sheet_async(
         exit_code=_EXIT_FOR[halted.end] if halted else None,
     )
     summary.notes[:0] = sheet.notes
-    if summary_json is not None:
-        write_summary_json(summary, Path(summary_json))
+    if summary_path is not None:
+        write_summary_json(summary, summary_path)
     return summary
 
 

@@ -29,6 +29,20 @@ FULL_KEY = _sample_key("FullControl")
 READ_ONLY_KEY = _sample_key("ReadOnly")
 
 
+PROXY_VARIABLES = [
+    f"{scheme}_proxy" if lower else f"{scheme.upper()}_PROXY"
+    for scheme in ("http", "https", "all", "no")
+    for lower in (True, False)
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a developer's or CI's proxy settings away from tests that talk to 127.0.0.1."""
+    for name in [*PROXY_VARIABLES, "LMS365_API_KEY_FILE"]:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     """Run ``@pytest.mark.anyio`` tests on asyncio only."""

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from batch_enroll.cli import main
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CORPUS = sorted(
     p
     for p in (Path(__file__).parent / "hostile").iterdir()
@@ -30,6 +31,11 @@ def test_validate_never_shows_a_traceback(path: Path, tmp_path: Path) -> None:
         assert not report.exists()  # nothing written for an unreadable input
     else:
         assert result.exit_code in (0, 1), result.output
+        with report.open(newline="", encoding="utf-8") as handle:
+            header, *cells = list(csv.reader(handle))
+        # No cell a spreadsheet would run, the header row included.
+        for line in [header, *cells]:
+            assert not [c for c in line if c[:1] in FORMULA_STARTS], line
         with report.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         # Every bad row carries its reason.

@@ -162,6 +162,9 @@ CORPUS_EXPECTATIONS: dict[str, Ok | Fails] = {
     "missing_user.csv": Fails(("missing required column 'user_login_name'", "e-mail, upn")),
     "empty_header_cells.csv": Ok(2, {"column_D": "x"}, extras=("column_D",)),
     "header_named_row.csv": Ok(1, {"row": 2, "row (2)": "9"}, extras=("row (2)",)),
+    "formula_headers.csv": Ok(
+        1, {"=Notes": "=1+1", "-Cost": "-3"}, extras=("=Notes", "@Manager", "+Phone", "-Cost")
+    ),
     "html_named.csv": Fails(("missing required columns 'course_id' and 'user_login_name'",)),
     "excel_error_values.csv": Ok(2, {"course_id": "#N/A", "user_login_name": "ann"}),
     "floats_as_text.csv": Ok(2, {"course_id": "42.0"}),

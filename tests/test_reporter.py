@@ -16,7 +16,16 @@ from batch_enroll.model import (
     WAITLISTED,
     RowResult,
 )
-from batch_enroll.reporter import exit_code_for, neutralise, results_frame, summarise, write_csv
+from batch_enroll.reporter import (
+    exit_code_for,
+    neutralise,
+    neutralise_cell,
+    results_frame,
+    safe_cells,
+    safe_header,
+    summarise,
+    write_csv,
+)
 from batch_enroll.resolve import CourseInfo, describe
 from batch_enroll.validator import check_offline
 
@@ -177,3 +186,43 @@ def test_summary_counts_by_the_course_rows_resolved_to() -> None:
     assert summary.by_course["101"]["counts"] == {"invalid": 1}
     assert summary.counts[WAITLISTED] == 1
     assert any("waiting list" in note for note in summary.notes)
+
+
+def test_header_cells_are_neutralised_like_every_other_cell(tmp_path: Path) -> None:
+    frame = checked(
+        [
+            {
+                "course_id": "1",
+                "user_login_name": "a@contoso.com",
+                "=Notes": "=1+1",
+                "@Manager": "x",
+                "-Cost": "-3",
+                "Plain": "+44",
+            }
+        ]
+    )
+    extras = ("=Notes", "@Manager", "-Cost", "Plain")
+    out = results_frame(frame, extra_columns=extras, results={})
+    path = tmp_path / "r.csv"
+    write_csv(out, path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        header, first = list(csv.reader(handle))
+    assert header[-4:] == ["'=Notes", "'@Manager", "'-Cost", "Plain"]
+    assert first[-4:] == ["'=1+1", "x", "'-3", "'+44"]
+    assert safe_header(out)[-4:] == header[-4:]
+
+
+def test_a_lone_formula_header_is_neutralised_too(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_csv(pd.DataFrame({"=cmd|' /C calc'!A0": ["=2"]}), path)
+    assert path.read_text(encoding="utf-8").splitlines() == ["'=cmd|' /C calc'!A0", "'=2"]
+
+
+@pytest.mark.parametrize("cell", ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx", "plain", "", "a=b"])
+def test_one_cell_and_a_column_are_neutralised_by_the_same_rule(cell: str) -> None:
+    assert neutralise_cell(cell) == neutralise(pd.Series([cell])).iloc[0]
+
+
+def test_cells_are_text_with_the_row_number_kept_as_is() -> None:
+    frame = pd.DataFrame({"row": [2, 3], "note": ["=x", "ok"]})
+    assert safe_cells(frame) == [["2", "3"], ["'=x", "ok"]]

@@ -352,6 +352,10 @@ CASES: dict[str, Callable[[], bytes]] = {
     "missing_user.csv": lambda: b"course_id,name\n1,ann\n",
     "empty_header_cells.csv": lambda: b"course_id,user_login_name,,\n1,ann,,x\n2,bob,,\n",
     "header_named_row.csv": lambda: b"row,course_id,user_login_name\n9,1,ann\n",
+    "formula_headers.csv": lambda: (
+        b"course_id,user_login_name,=Notes,@Manager,+Phone,-Cost\r\n"
+        b"1,ann@contoso.com,=1+1,@x,+44,-3\r\n"
+    ),
     "html_named.csv": lambda: (
         b"<html><body><table><tr><td>course_id</td></tr></table></body></html>\n"
     ),

@@ -1,0 +1,74 @@
+"""The last resort: an unexpected exception becomes one line and a traceback file, exit 70."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from batch_enroll.model import EXIT_SOFTWARE
+from batch_enroll.redact import scrub
+
+__all__ = ["EXIT_SOFTWARE", "crash_line", "innermost", "write_crash_report"]
+
+#: Enough of the message to recognise it; the file holds the rest.
+MESSAGE_LIMIT = 200
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def innermost(exc: BaseException) -> BaseException:
+    """Return the first real exception inside task-group wrappers (the wrappers say nothing)."""
+    return _leaves(exc)[0]
+
+
+def _name(exc: BaseException) -> str:
+    kind = type(exc)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def write_crash_report(exc: BaseException, *, folder: Path | None) -> Path | None:
+    """Write the traceback beside the results (or in the temp folder); return where.
+
+    None when no folder could take it. Every remembered secret is scrubbed from it.
+    """
+    from batch_enroll import __version__  # read from package metadata: only when needed
+
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    text = scrub(
+        f"batch-enroll {__version__} internal error at {stamp}Z\n\n"
+        + "".join(traceback.format_exception(exc))
+    )
+    candidates = [folder] if folder is not None else []
+    candidates.append(Path(tempfile.gettempdir()))
+    for candidate in candidates:
+        try:
+            fd, name = tempfile.mkstemp(
+                prefix=f"batch-enroll-crash-{stamp}-", suffix=".txt", dir=candidate
+            )
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError:
+            continue
+        return Path(name)
+    return None
+
+
+def crash_line(exc: BaseException, report: Path | None) -> str:
+    """Say in one line what went wrong and where the traceback is; no secret in it."""
+    leaves = _leaves(exc)
+    exc = leaves[0]
+    message = " ".join(scrub(str(exc)).split())
+    if len(message) > MESSAGE_LIMIT:
+        message = message[: MESSAGE_LIMIT - 1] + "…"
+    if len(leaves) > 1:
+        # Concurrent tasks often fail alike; the file holds every one.
+        message += f" (and {len(leaves) - 1} more)"
+    where = f"; the traceback is in {report}" if report is not None else ""
+    return f"batch-enroll: internal error: {_name(exc)}: {message}{where}"
