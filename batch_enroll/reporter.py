@@ -444,7 +444,8 @@ def validate_summary(
     summary.stopped_because = stopped_because
     if not online:
         summary.notes.append(
-            "Offline check only: course and session rules need --base-url and --api-key."
+            "Offline check only: finding the courses and sessions the sheet names, and their"
+            " rules, need --base-url and --api-key."
         )
     summary.results = frame
     return summary

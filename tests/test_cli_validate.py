@@ -94,7 +94,7 @@ def test_offline_validation_needs_no_key(tmp_path: Path) -> None:
         "invalid": 1,
         "duplicate": 1,
     }
-    assert "Offline check only" in result.output
+    assert "Offline check only: finding the courses and sessions" in result.output
 
 
 def test_online_validation_without_a_key_says_how(tmp_path: Path) -> None:
