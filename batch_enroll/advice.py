@@ -7,39 +7,59 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from batch_enroll.classifier import MAX_ENROLLMENTS_WORDS
+
 __all__ = ["EXPLANATIONS", "advice", "explain"]
 
 #: What each code means, in words an HR person understands, and what to do about it.
 EXPLANATIONS: Mapping[str, tuple[str, str]] = {
     "InvalidCourseSession": (
         "the session is not one of this course's sessions, or the course has no sessions",
-        "copy the session id from the course's session list, or leave it empty for e-learning",
+        "copy the session from the course's session list, or leave it empty for e-learning",
     ),
     "TooManySessions": (
-        "the course lets a learner attend only one session, but several were given",
-        "keep one session id in the row",
+        "the course lets a learner attend only one session, or books all its sessions by"
+        " itself, but sessions were given",
+        "keep one session in the row, or none for a course that books all its sessions",
     ),
     "SessionClosed": (
         "the session has ended or its registration deadline has passed",
         "choose a later session, or extend the deadline in LMS365",
     ),
     "MaxAttendeesReached": (
-        "the session is full",
-        "choose another session, raise the seat limit, or use --ignore-max-attendees",
-    ),
-    "MaxEnrollmentsReached": (
-        "the course already holds 5,000 individually enrolled people, the most LMS365 allows"
-        " in one course",
-        "enroll a group (its login name) instead of individuals, or split the audience over a"
-        " copy of the course",
+        "the session is full and keeps no waiting list",
+        "choose another session, raise the seat limit, turn its waiting list on,"
+        " or use --ignore-max-attendees",
     ),
     "CourseNotAvailable": (
         "the course is deleted, ended or not published",
-        "publish the course in LMS365 or correct the course id",
+        "publish the course in LMS365, or name another course",
     ),
     "CourseNotFound": (
-        "no course has this id in LMS365",
-        "correct the course id (it is the number in the course's address)",
+        "no course in LMS365 has this id, code or title",
+        "write the course's code or title as LMS365 shows it, or its id (a GUID)",
+    ),
+    "AmbiguousCourse": (
+        "several courses in LMS365 share this code or title",
+        "write the course's id (the GUID the message names) instead",
+    ),
+    "SessionNotFound": (
+        "no session of the course has this title or start time",
+        "copy the session's title or start (YYYY-MM-DD HH:MM, its local time) from the"
+        " course's session list",
+    ),
+    "AmbiguousSession": (
+        "several sessions of the course match this title or start time",
+        "name the session by its start time (YYYY-MM-DD HH:MM) or its id",
+    ),
+    "CourseNotRead": (
+        "the course could not be read, so its sessions could not be matched by name",
+        "run again later; --resume sends only what is left",
+    ),
+    "MaxEnrollmentsReached": (
+        MAX_ENROLLMENTS_WORDS,
+        "enroll the rest through a group (its login name in the user column), or split the"
+        " audience over a copy of the course",
     ),
     "UserNotFound": (
         "no user or group with this login name exists in LMS365",
@@ -70,10 +90,13 @@ EXPLANATIONS: Mapping[str, tuple[str, str]] = {
         "the row has more cells than the header, so its cells may have slid into the wrong columns",
         "quote the cell that holds the separator (an address with a comma, say), or remove it",
     ),
-    "MissingCourseId": ("the course id is empty", "fill in the course id"),
+    "MissingCourseId": (
+        "the course cell is empty",
+        "fill in the course's code, title or id (a GUID)",
+    ),
     "InvalidCourseId": (
-        "the course id is not a positive whole number",
-        "use the number from the course's address in LMS365",
+        "the course cell holds an Excel error instead of a course",
+        "write the course's code, title or id (a GUID) in the cell",
     ),
     "MissingLogin": ("the user's login name is empty", "fill in the e-mail or login name"),
     "InvalidLogin": (
@@ -81,12 +104,13 @@ EXPLANATIONS: Mapping[str, tuple[str, str]] = {
         "remove spaces and typos; use the person's work e-mail",
     ),
     "InvalidSessionId": (
-        "a session id is not in the form LMS365 uses (a GUID)",
-        "copy the session id from the course's session list",
+        "the sessions cell holds an Excel error instead of sessions",
+        "write the session's title, start time or id in the cell",
     ),
     "SessionRequired": (
-        "the course is instructor-led and no session was given",
-        "add a session id, or run without --require-session",
+        "the course is instructor-led and needs a session, but none was given",
+        "add the session's title or start time (or its id); without --require-session,"
+        " only courses that require a session refuse these rows",
     ),
     "ConflictingSessions": (
         "the same person is booked into two sessions of a one-session course",

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import httpx
@@ -462,8 +462,9 @@ _DATE_RE = re.compile(
 def parse_lms_time(value: Any) -> datetime | None:
     """Read a date as LMS365 writes it (0 to 7 fractional digits, ``Z``); None when it is not one.
 
-    A date without an offset is taken as UTC. A 7th fractional digit (.NET ticks)
-    is dropped: Python keeps microseconds.
+    The one reader of LMS365's dates. A date without an offset is taken as UTC; a
+    date with one keeps it, so a session's local start still reads as its wall
+    clock. A 7th fractional digit (.NET ticks) is dropped: Python keeps microseconds.
     """
     if not isinstance(value, str):
         return None
@@ -475,10 +476,9 @@ def parse_lms_time(value: Any) -> datetime | None:
     zone = "+00:00" if zone.upper() == "Z" else zone
     time_part = match["time"] if match["time"].count(":") == 2 else match["time"] + ":00"
     try:
-        parsed = datetime.fromisoformat(f"{match['date']}T{time_part}.{fraction}{zone}")
+        return datetime.fromisoformat(f"{match['date']}T{time_part}.{fraction}{zone}")
     except ValueError:
         return None
-    return parsed.astimezone(UTC)
 
 
 def value_problem(rule: FieldRule, value: Any) -> str:
@@ -527,6 +527,11 @@ def is_full(entity: Mapping[str, Any], *, adding: int = 0) -> bool:
     if limit is None or taken is None:
         return False
     return taken + adding >= limit
+
+
+def keeps_waiting_list(course: Mapping[str, Any] | None) -> bool:
+    """Say whether a full session of the course is sent to its waiting list (``waiting-list``)."""
+    return (course or {}).get("WaitingListEnabled") is True
 
 
 def registration_status(enrollment: Mapping[str, Any] | None) -> str:

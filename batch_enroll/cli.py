@@ -675,6 +675,11 @@ def demo(out: Path) -> None:
         finally:
             bar.close()
     _print_summary(summary)
+    from batch_enroll.reporter import render_resolved
+
+    resolved = render_resolved(out)
+    if resolved:
+        click.echo(resolved)
     click.echo(f"The results CSV went to {out.resolve()}")
 
 

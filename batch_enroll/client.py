@@ -8,7 +8,7 @@ import json as jsonlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +43,7 @@ __all__ = [
     "CallFailed",
     "LmsClient",
     "RequestEvent",
+    "canonical_login",
     "current_row",
     "login_key",
     "odata_quote",
@@ -51,6 +52,8 @@ __all__ = [
 log = logging.getLogger("batch_enroll")
 
 CLAIMS_PREFIX = "i:0#.f|membership|"
+#: The course fields a lookup by code or title needs.
+COURSE_FIELDS = "Id,CourseID,Title"
 #: Consecutive 429s one row may meet before it is given up; they do not use up
 #: --max-retries because the shared pause, not the row, is what waits them out.
 MAX_THROTTLED = 50
@@ -65,19 +68,34 @@ def odata_quote(value: str) -> str:
 
 
 def login_key(login: str) -> str:
-    """Return the form two login names are compared in: lower case, no claims prefix."""
+    """Return the form two login names are compared in: lower case, no claims prefix.
+
+    LMS365 stores ``i:0#.f|membership|<upn>``; a sheet may hold the plain UPN, or
+    the claims form in any case. This is the one rule every comparison of logins
+    uses: duplicates, --skip-enrolled, reconciling an unanswered POST, unenroll.
+    """
     lowered = login.strip().lower()
     return lowered[len(CLAIMS_PREFIX) :] if lowered.startswith(CLAIMS_PREFIX) else lowered
 
 
+def canonical_login(login: str) -> str:
+    """Return a login as LMS365 writes it: the claims prefix, if any, in lower case."""
+    text = login.strip()
+    if text.lower().startswith(CLAIMS_PREFIX):
+        return CLAIMS_PREFIX + text[len(CLAIMS_PREFIX) :]
+    return text
+
+
 def _login_variants(login: str) -> list[str]:
-    # The Enrollments filter is assumed to match the stored login exactly; a
-    # sheet may hold the plain UPN where LMS365 keeps the claims form, or back.
-    if login.lower().startswith(CLAIMS_PREFIX):
-        return [login, login[len(CLAIMS_PREFIX) :]]
-    if "@" in login:
-        return [login, CLAIMS_PREFIX + login]
-    return [login]
+    # The Enrollments filter is assumed to match the stored login exactly. LMS365
+    # stores the claims form, so that is asked first; a server that kept the
+    # plain UPN is asked second.
+    text = canonical_login(login)
+    if text.startswith(CLAIMS_PREFIX):
+        return [text, text[len(CLAIMS_PREFIX) :]]
+    if "@" in text:
+        return [CLAIMS_PREFIX + text, text]
+    return [text]
 
 
 class LmsClient:
@@ -244,9 +262,10 @@ class LmsClient:
                 raise CallFailed(outcome, attempts)
             await self._wait_before_retry(outcome, retries)
 
-    async def _get_all(self, url: str, *, params: Mapping[str, str] | None = None) -> list[Any]:
-        """GET a collection, following ``@odata.nextLink`` to the end."""
-        items: list[Any] = []
+    async def _pages(
+        self, url: str, *, params: Mapping[str, str] | None = None
+    ) -> AsyncGenerator[tuple[list[Any], Mapping[str, Any]], None]:
+        """GET a collection page by page, following ``@odata.nextLink``; yield (items, body)."""
         next_url: str | None = url
         next_params = params
         seen: set[str] = set()
@@ -256,8 +275,6 @@ class LmsClient:
             if outcome.verdict is not Verdict.SUCCESS or outcome.body is None:
                 raise CallFailed(outcome, 1)
             value = outcome.body.get("value")
-            if isinstance(value, list):
-                items.extend(value)
             link = outcome.body.get("@odata.nextLink")
             # OData allows a link relative to the page it came with.
             next_url = str(current.join(link)) if isinstance(link, str) and link else None
@@ -267,12 +284,22 @@ class LmsClient:
             if next_url:
                 seen.add(next_url)
             next_params = None  # the link carries its own query
+            yield (list(value) if isinstance(value, list) else []), outcome.body
+
+    async def _get_all(self, url: str, *, params: Mapping[str, str] | None = None) -> list[Any]:
+        """GET a collection, following ``@odata.nextLink`` to the end."""
+        items: list[Any] = []
+        async for page, _ in self._pages(url, params=params):
+            items.extend(page)
         return items
 
     # -- reads ------------------------------------------------------------------
 
-    async def get_course(self, course_id: int) -> Mapping[str, Any] | None:
-        """Return a course with its sessions, or None when LMS365 has no such course."""
+    async def get_course(self, course_id: str) -> Mapping[str, Any] | None:
+        """Return a course with its sessions, or None when LMS365 has no such course.
+
+        ``course_id`` is the course's GUID, written unquoted in the key as LMS365 wants.
+        """
         outcome = await self._get(
             f"/odata/v2/Courses({course_id})", params={"$expand": "CourseSessions"}
         )
@@ -282,8 +309,26 @@ class LmsClient:
             return None
         raise CallFailed(outcome, 1)
 
+    def course_pages(
+        self, *, select: str = COURSE_FIELDS, filter: str | None = None, count: bool = False
+    ) -> AsyncGenerator[tuple[list[Any], Mapping[str, Any]], None]:
+        """Read the course list (or the courses a ``$filter`` picks) page by page."""
+        params = {"$select": select}
+        if filter is not None:
+            params["$filter"] = filter
+        if count:
+            params["$count"] = "true"
+        return self._pages("/odata/v2/Courses", params=params)
+
+    async def find_courses(self, filter: str, *, select: str = COURSE_FIELDS) -> list[Any]:
+        """Return every course a ``$filter`` picks, all pages."""
+        items: list[Any] = []
+        async for page, _ in self.course_pages(select=select, filter=filter):
+            items.extend(page)
+        return items
+
     async def find_enrollments(
-        self, course_id: int, login: str | None = None
+        self, course_id: str, login: str | None = None
     ) -> list[Mapping[str, Any]]:
         """List a course's enrollments, or one user's enrollment in it."""
         logins = _login_variants(login) if login is not None else [None]
@@ -299,7 +344,7 @@ class LmsClient:
                 item
                 for item in found
                 if isinstance(item, Mapping)
-                and item.get("CourseId", course_id) == course_id
+                and str(item.get("CourseId", course_id)).lower() == course_id.lower()
                 and (
                     wanted is None
                     or "UserLoginName" not in item

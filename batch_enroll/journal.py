@@ -58,6 +58,8 @@ class JournalState:
     started: set[int] = field(default_factory=set)
     finished: bool = False
     torn_lines: int = 0
+    #: What each course cell resolved to (normalised cell -> course GUID) in the run.
+    resolved: dict[str, str] = field(default_factory=dict)
 
     def final(self) -> dict[int, RowResult]:
         """Return the rows that have a final outcome and must not be sent again."""
@@ -120,6 +122,10 @@ def read_journal(path: Path) -> JournalState:
             index = int(record["index"])
             if index not in state.results:
                 state.started.add(index)
+        elif kind == "resolved":
+            courses = record.get("courses")
+            if isinstance(courses, dict):
+                state.resolved.update({str(k): str(v) for k, v in courses.items()})
         elif kind == "done":
             state.finished = True
     if state is None:
@@ -148,9 +154,15 @@ class Journal:
         if time.monotonic() - self._last_sync >= SYNC_INTERVAL:
             self.sync()
 
+    def resolved(self, courses: Mapping[str, str]) -> None:
+        """Record what each course cell resolved to, so a resume can tell if that changed."""
+        self._write({"type": "resolved", "courses": dict(courses)})
+
     def started(self, job: Job) -> None:
         """Note that a row's request is about to go out."""
-        self._write({"type": "start", "index": job.index, "row": job.row})
+        self._write(
+            {"type": "start", "index": job.index, "row": job.row, "course_id": job.course_id}
+        )
 
     def finished(self, result: RowResult, *, row: int) -> None:
         """Record a row's outcome."""

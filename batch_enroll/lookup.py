@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from batch_enroll.classifier import is_waitlisted, parse_lms_time
 from batch_enroll.client import CLAIMS_PREFIX, LmsClient, login_key
 from batch_enroll.errors import CallFailed
 from batch_enroll.journal import Journal, JournalState
@@ -22,23 +23,23 @@ from batch_enroll.model import (
     SKIPPED_ENROLLED,
     UNENROLL,
     UNENROLLED,
+    WAITLISTED,
     WARNING,
     Job,
     RowResult,
 )
 from batch_enroll.pool import map_concurrently
-from batch_enroll.validator import parse_time
 
 __all__ = ["Held", "read_held", "resolve_users", "settle"]
 
 #: Per course, its enrollments keyed by ``login_key`` of the enrolled login.
-Held = dict[int, dict[str, Mapping[str, Any]]]
+Held = dict[str, dict[str, Mapping[str, Any]]]
 
 
-async def read_held(client: LmsClient, course_ids: Sequence[int], *, concurrency: int = 8) -> Held:
-    """Page once through each course's enrollments."""
+async def read_held(client: LmsClient, course_ids: Sequence[str], *, concurrency: int = 8) -> Held:
+    """Page once through each course's enrollments (courses by GUID)."""
 
-    async def read(course_id: int) -> dict[str, Mapping[str, Any]]:
+    async def read(course_id: str) -> dict[str, Mapping[str, Any]]:
         return {
             login_key(str(item.get("UserLoginName", ""))): item
             for item in await client.find_enrollments(course_id)
@@ -48,11 +49,13 @@ async def read_held(client: LmsClient, course_ids: Sequence[int], *, concurrency
 
 
 def _registered_since(enrollment: Mapping[str, Any], since: float) -> bool:
-    when = parse_time(enrollment.get("RegistrationDate"))
+    when = parse_lms_time(enrollment.get("RegistrationDate"))
     return since > 0 and when is not None and when.timestamp() >= since
 
 
 def _found(job: Job, status: str, enrollment: Mapping[str, Any], note: str) -> RowResult:
+    if status == ENROLLED and is_waitlisted(enrollment):
+        status = WAITLISTED  # our earlier attempt landed on a full session's waiting list
     return RowResult(
         job.index,
         status,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 ENROLLED: Final = "enrolled"
-#: LMS365 took the person onto a full session's waiting list.
+#: Sent to a full session whose course keeps a waiting list: LMS365 put the person on it.
 WAITLISTED: Final = "waitlisted"
 ALREADY_ENROLLED: Final = "already_enrolled"
 SKIPPED_ENROLLED: Final = "skipped_enrolled"
@@ -19,6 +19,7 @@ NOT_ATTEMPTED: Final = "not_attempted"
 #: Statuses of a finished run, in the order the summary lists them.
 RUN_STATUSES: Final = (
     ENROLLED,
+    WAITLISTED,
     ALREADY_ENROLLED,
     SKIPPED_ENROLLED,
     UNENROLLED,
@@ -29,11 +30,11 @@ RUN_STATUSES: Final = (
 )
 #: Statuses that leave the run's exit code at 0.
 SUCCESS_STATUSES: Final = frozenset(
-    {ENROLLED, ALREADY_ENROLLED, SKIPPED_ENROLLED, UNENROLLED, DUPLICATE}
+    {ENROLLED, WAITLISTED, ALREADY_ENROLLED, SKIPPED_ENROLLED, UNENROLLED, DUPLICATE}
 )
 #: Statuses that a resumed run never sends again.
 FINAL_STATUSES: Final = frozenset(
-    {ENROLLED, ALREADY_ENROLLED, SKIPPED_ENROLLED, UNENROLLED, FAILED}
+    {ENROLLED, WAITLISTED, ALREADY_ENROLLED, SKIPPED_ENROLLED, UNENROLLED, FAILED}
 )
 
 OK: Final = "ok"
@@ -58,6 +59,9 @@ RESULT_COLUMNS: Final = (
     "error_message",
     "warnings",
 )
+#: Columns that end the results and the validate report, after the input's own:
+#: what each row's course and sessions became in LMS365.
+RESOLVED_COLUMNS: Final = ("lms_course_id", "course_title", "session_titles")
 
 
 #: Columns the tool adds to a sheet's frame; an input column of the same name is
@@ -66,8 +70,11 @@ ADDED_COLUMNS: Final = frozenset(
     {
         *RESULT_COLUMNS[4:],
         "resolved_login_name",
+        *RESOLVED_COLUMNS,
+        "_course_key",
         "_course",
         "_sessions",
+        "_session_cell",
         "_action",
         "_login_key",
     }
@@ -88,7 +95,8 @@ class Job:
 
     index: int
     row: int
-    course_id: int
+    #: The course's GUID, in lower case.
+    course_id: str
     login: str
     session_ids: tuple[str, ...] = ()
     action: str = ENROLL

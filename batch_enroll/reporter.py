@@ -26,9 +26,11 @@ from batch_enroll.model import (
     FAILED,
     INVALID,
     NOT_ATTEMPTED,
+    RESOLVED_COLUMNS,
     RESULT_COLUMNS,
     RUN_STATUSES,
     SUCCESS_STATUSES,
+    WAITLISTED,
     RowResult,
     carried_name,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "neutralise",
     "neutralise_cell",
     "now_iso",
+    "render_resolved",
     "render_summary",
     "results_frame",
     "run_summary",
@@ -49,7 +52,7 @@ __all__ = [
     "write_summary_json",
 ]
 
-SUMMARY_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_VERSION = 2
 #: How many row numbers the summary lists per problem.
 EXAMPLE_ROWS = 5
 
@@ -144,12 +147,18 @@ def results_frame(
 
     Without ``results`` this is the validate report (ok, warning, invalid,
     duplicate); with them, rows that were to be sent take their outcome, and
-    those that have none are ``not_attempted``.
+    those that have none are ``not_attempted``. ``course_id`` is the course cell
+    normalised (a GUID in lower case, ``101.0`` as ``101``); ``course_session_ids``
+    holds the session GUIDs sent. After the input's own columns come
+    ``resolved_login_name`` (with --resolve-users) and what each row became in
+    LMS365: ``lms_course_id``, ``course_title``, ``session_titles``.
     """
     frame = checked if results is None else _fill_results(checked, results)
     out = pd.DataFrame(index=frame.index)
     out["row"] = frame["row"].astype("int64")
-    out["course_id"] = frame["course_id"]
+    out["course_id"] = (
+        frame["_course_key"] if "_course_key" in frame.columns else frame["course_id"]
+    )
     out["user_login_name"] = frame["user_login_name"]
     normalised = frame["_sessions"].astype(str)
     out["course_session_ids"] = normalised.where(normalised != "", frame["course_session_ids"])
@@ -160,6 +169,15 @@ def results_frame(
         # check_offline moved an input column that shares a name with ours aside.
         name = carried_name(column)
         out[name] = frame[name]
+    if "resolved_login_name" in frame.columns:
+        out["resolved_login_name"] = frame["resolved_login_name"]
+    for column in RESOLVED_COLUMNS:
+        if column in frame.columns:
+            out[column] = frame[column]
+        elif column == "lms_course_id" and "_course" in frame.columns:
+            out[column] = frame["_course"]
+        else:
+            out[column] = ""
     return out.reset_index(drop=True)
 
 
@@ -226,7 +244,7 @@ class Summary:
     counts: dict[str, int]
     errors: dict[str, Problem]
     by_error_code: dict[str, int]
-    by_course: dict[str, dict[str, int]]
+    by_course: dict[str, dict[str, Any]]
     started_at: str
     finished_at: str
     elapsed_seconds: float
@@ -282,17 +300,16 @@ def summarise(
                 meaning=explain(code) or str(sample),
                 advice=advice(code),
             )
-    by_course: dict[str, dict[str, int]] = {}
-    if len(frame):
-        table = frame.groupby(["course_id", "status"]).size()
-        for course, status, count in zip(
-            table.index.get_level_values(0),
-            table.index.get_level_values(1),
-            table.to_numpy().tolist(),
-            strict=True,
-        ):
-            by_course.setdefault(str(course), {})[str(status)] = int(count)
-    done = sum(counted.get(s, 0) for s in ("enrolled", "unenrolled"))
+    by_course = _by_course(frame)
+    done = sum(counted.get(s, 0) for s in ("enrolled", "waitlisted", "unenrolled"))
+    notes: list[str] = []
+    waitlisted = counted.get(WAITLISTED, 0)
+    if waitlisted:
+        who = "1 row is" if waitlisted == 1 else f"{waitlisted} rows are"
+        notes.append(
+            f"Waitlisted: {who} on the waiting list of a full session; LMS365 moves each"
+            " person into the session when a seat frees up (this counts as a success)."
+        )
     return Summary(
         command=command,
         input=input_path,
@@ -312,7 +329,37 @@ def summarise(
         exit_code=exit_code,
         enrollments_per_second=round(done / elapsed, 1) if elapsed > 0 else 0.0,
         warnings=int((frame["warnings"] != "").sum()),
+        notes=notes,
     )
+
+
+def _by_course(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Count rows per course: keyed by the GUID a row resolved to, else by its cell."""
+    by_course: dict[str, dict[str, Any]] = {}
+    if not len(frame):
+        return by_course
+    cells = frame["course_id"].astype(str)
+    if "lms_course_id" in frame.columns:
+        resolved = frame["lms_course_id"].astype(str)
+        keys = resolved.where(resolved != "", cells)
+    else:
+        keys = cells
+    titles = frame["course_title"].astype(str) if "course_title" in frame.columns else None
+    grouped = pd.DataFrame({"key": keys, "cell": cells, "status": frame["status"].astype(str)})
+    if titles is not None:
+        grouped["title"] = titles
+    for key, group in grouped.groupby("key", sort=True):
+        title = ""
+        if titles is not None:
+            named = group.loc[group["title"] != "", "title"]
+            title = str(named.iloc[0]) if len(named) else ""
+        counts = group["status"].value_counts()
+        by_course[str(key)] = {
+            "title": title,
+            "written_as": sorted({str(c) for c in group["cell"]})[:EXAMPLE_ROWS],
+            "counts": {str(s): int(n) for s, n in counts.items()},
+        }
+    return by_course
 
 
 def now_iso() -> str:
@@ -345,6 +392,9 @@ def run_summary(
         exit_code = EXIT_INTERRUPTED
     elif ended == "crashed":
         exit_code = EXIT_SOFTWARE
+    elif ended == "failed":
+        # Stopped before sending (a refused resume, say): never a clean exit.
+        exit_code = max(exit_code, EXIT_ROW_PROBLEMS)
     summary = summarise(
         frame,
         command="run",
@@ -394,7 +444,8 @@ def validate_summary(
     summary.stopped_because = stopped_because
     if not online:
         summary.notes.append(
-            "Offline check only: course and session rules need --base-url and --api-key."
+            "Offline check only: finding the courses and sessions the sheet names, and their"
+            " rules, need --base-url and --api-key."
         )
     summary.results = frame
     return summary
@@ -439,6 +490,32 @@ def render_summary(summary: Summary) -> str:
         lines.append(f"Stopped: {summary.stopped_because}")
     lines.append(f"Results: {summary.output}")
     return "\n".join(lines)
+
+
+def render_resolved(results: Path, *, courses: int = 5, sessions: int = 5) -> str:
+    """Show how a few of a results sheet's course and session names resolved.
+
+    Up to ``courses`` distinct course cells written as a code or title, then up to
+    ``sessions`` distinct bookings of named sessions, each with what it became.
+    """
+    by_course: dict[str, str] = {}
+    by_session: dict[tuple[str, str], str] = {}
+    with Path(results).open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            course, guid = row.get("course_id", ""), row.get("lms_course_id", "")
+            title, booked = row.get("course_title", ""), row.get("session_titles", "")
+            if not title or not guid:
+                continue  # not resolved
+            became = f"{title} ({guid})"
+            if booked and len(by_session) < sessions:
+                by_session.setdefault((course, booked), f"{became}, session {booked}")
+            elif course != guid and len(by_course) < courses:
+                by_course.setdefault(course, became)
+    lines = [f'  "{cell}" -> {became}' for cell, became in by_course.items()]
+    lines += [f'  "{cell}" -> {became}' for (cell, _), became in by_session.items()]
+    if not lines:
+        return ""
+    return "\n".join(["How some of the sheet's course and session names resolved:", *lines])
 
 
 def write_summary_json(summary: Summary, path: Path) -> None:

@@ -45,7 +45,7 @@ from batch_enroll.reporter import (
     write_csv,
     write_summary_json,
 )
-from batch_enroll.resolve import Halted, check_online
+from batch_enroll.resolve import Halted, check_online, resolution_changes, resolved_courses
 from batch_enroll.transport import make_limiter
 from batch_enroll.validator import check_offline, guard_unenroll, jobs_from, with_global_flags
 
@@ -99,8 +99,18 @@ def _check(sheet: Sheet, options: RunOptions) -> pd.DataFrame:
 
 
 async def _settle(run: _Run, client: LmsClient) -> list[Job]:
-    """Journal the refused rows and settle those LMS365 already shows; return what to send."""
+    """Journal the refused rows and settle those LMS365 already shows; return what to send.
+
+    A resumed run first checks that every course cell still names the course it
+    named when the run started.
+    """
     options = run.options
+    resolved = resolved_courses(run.checked)
+    if run.prior is not None:
+        changed = resolution_changes(run.prior.resolved, resolved)
+        if changed:
+            raise Halted(PoolEnd.FAILED, changed)
+    run.journal.resolved(resolved)
     try:
         if options.resolve_users:
             await resolve_users(client, run.checked)
@@ -158,9 +168,6 @@ async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle)
 def _report(run: _Run, outcome: _Outcome) -> Summary:
     """Write the results sheet (and the summary JSON) and return the summary."""
     frame = results_frame(run.checked, extra_columns=run.sheet.extra_columns, results=run.results)
-    if run.options.resolve_users and "resolved_login_name" in run.checked.columns:
-        # After the input's columns, so the documented first columns keep their places.
-        frame["resolved_login_name"] = run.checked["resolved_login_name"].to_numpy()
     write_csv(frame, run.out)
     limiter = run.limiter
     summary = run_summary(

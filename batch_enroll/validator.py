@@ -8,16 +8,24 @@ course; they follow the session-rule table of the API contract row by row.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from batch_enroll.classifier import parse_lms_time
-from batch_enroll.client import LmsClient, login_key
-from batch_enroll.errors import CallFailed, ConfigError
+from batch_enroll.classifier import (
+    is_full,
+    keeps_waiting_list,
+    parse_lms_time,
+    seat_limit,
+    seats_taken,
+)
+from batch_enroll.client import canonical_login, login_key
+from batch_enroll.errors import ConfigError
+from batch_enroll.ids import course_key, fold, is_placeholder, parse_guid, session_guids
 from batch_enroll.loader import RAGGED_COLUMN
 from batch_enroll.model import (
     DUPLICATE,
@@ -29,33 +37,30 @@ from batch_enroll.model import (
     Job,
     carried_name,
 )
-from batch_enroll.pool import map_concurrently
+
+if TYPE_CHECKING:
+    from batch_enroll.resolve import CourseInfo
 
 __all__ = [
     "OFFLINE_RULES",
-    "CourseInfo",
     "check_offline",
     "check_sessions",
-    "fetch_courses",
     "guard_unenroll",
     "jobs_from",
+    "mark_duplicates",
     "parse_bool",
-    "parse_time",
     "unenroll_limit",
     "with_global_flags",
 ]
 
 CHECK_COLUMNS = ("status", "error_code", "error_message", "warnings")
-
-_INT = re.compile(r"\+?0*([0-9]{1,10})(?:\.0*)?")
-_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_GUID_RE = re.compile(r"\{?(" + _GUID + r")\}?")
-_SESSION_SPLIT = re.compile(r"[;,|\s]+")
+#: The parsed columns check_offline adds for the later stages.
+INTERNAL_COLUMNS = ("_course_key", "_course", "_sessions", "_session_cell", "_action", "_login_key")
 # A plain UPN or e-mail; a SharePoint claims name; a group's name or custom group id.
 _EMAIL = r"[^@\s|]+@[^@\s|]+\.[^@\s|.]+"
 _LOGIN = re.compile(
     r"(?:" + _EMAIL + r")"
-    r"|(?:[ic]:0[^|\s]*\|[^|\s]+\|\S+)"
+    r"|(?:[icIC]:0[^|\s]*\|[^|\s]+\|\S+)"
     r"|(?:[\w][\w.\-'&]*)"
 )
 _EXCEL_ERRORS = frozenset(
@@ -74,8 +79,6 @@ _ACTIONS = {
 }
 #: Per-row flags a sheet may carry, and a global option may fill in.
 FLAG_COLUMNS = ("ignore_max_attendees", "ignore_enrollment_flow")
-ILT_TYPES = frozenset({"ClassRoom", "Webinar"})
-MAX_COURSE_ID = 2**31 - 1
 
 
 def parse_bool(value: str) -> bool | None:
@@ -144,28 +147,6 @@ def _excel_error(column: pd.Series[str]) -> pd.Series[bool]:
     return column.isin(_EXCEL_ERRORS)
 
 
-def _normalise_sessions(cell: str) -> str | None:
-    """Return the cell's GUIDs joined by ``;``, or None if one is not a GUID."""
-    ids: list[str] = []
-    for token in _SESSION_SPLIT.split(cell.strip()):
-        if not token:
-            continue
-        match = _GUID_RE.fullmatch(token)
-        if match is None:
-            return None
-        guid = match.group(1).lower()
-        if guid not in ids:
-            ids.append(guid)
-    return ";".join(ids)
-
-
-def _first_bad_session(cell: str) -> str:
-    for token in _SESSION_SPLIT.split(cell.strip()):
-        if token and _GUID_RE.fullmatch(token) is None:
-            return token
-    return cell
-
-
 def _mark_ragged(frame: pd.DataFrame) -> None:
     """Mark the rows the loader found longer than the header; their cells cannot be trusted."""
     if RAGGED_COLUMN in frame.columns:
@@ -177,7 +158,10 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     """Check every row's cells; return the sheet with verdict columns added.
 
     Adds ``status`` (ok, invalid, duplicate), ``error_code``, ``error_message``,
-    ``warnings`` and the parsed ``_course``, ``_sessions``, ``_action`` columns.
+    ``warnings`` and the parsed ``_course_key`` (the course cell, normalised),
+    ``_course`` (its GUID when the cell is one; resolving fills the rest),
+    ``_sessions`` (session GUIDs), ``_session_cell`` (a sessions cell that names
+    sessions by title or start, matched when resolving) and ``_action`` columns.
     An input column already named like one of these is kept as ``input_<name>``.
     The rules run in order and a row keeps the first verdict it gets.
     """
@@ -188,10 +172,8 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
     frame["warnings"] = ""
     _mark_ragged(frame)
     if len(frame) == 0:
-        frame["_course"] = pd.Series(dtype="Int64")
-        frame["_sessions"] = pd.Series(dtype=object)
-        frame["_action"] = pd.Series(dtype=object)
-        frame["_login_key"] = pd.Series(dtype=object)
+        for column in INTERNAL_COLUMNS:
+            frame[column] = pd.Series(dtype=object)
         return frame
     for rule in OFFLINE_RULES:
         rule(frame)
@@ -199,28 +181,21 @@ def check_offline(sheet: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_course(frame: pd.DataFrame) -> None:
-    """Parse ``_course``; refuse an empty, erroneous or non-positive course id."""
+    """Normalise the course cell (``_course_key``; ``_course`` when it is a GUID); refuse
+    an empty cell or an Excel error. Codes and titles are looked up when resolving.
+    """
     course = frame["course_id"].astype(str)
     courses, per_course_cell = _distinct(course)
-    digits = courses.str.extract(_INT.pattern + "$", expand=False)
-    digits = digits.where(courses.str.fullmatch(_INT.pattern), other=None)
-    parsed = per_course_cell(pd.to_numeric(digits, errors="coerce").astype("Int64"))
-    frame["_course"] = parsed
-    _mark(frame, course == "", INVALID, "MissingCourseId", "the course id is empty")
+    keys = courses.map(course_key)
+    frame["_course_key"] = per_course_cell(keys)
+    frame["_course"] = per_course_cell(keys.map(lambda key: parse_guid(key) or ""))
+    _mark(frame, course == "", INVALID, "MissingCourseId", "the course cell is empty")
     _mark(
         frame,
         _excel_error(course),
         INVALID,
         "InvalidCourseId",
-        _quoting(course, "the course id cell holds the Excel error "),
-    )
-    bad_course = parsed.isna() | (parsed <= 0) | (parsed > MAX_COURSE_ID)
-    _mark(
-        frame,
-        bad_course.fillna(True).astype(bool),
-        INVALID,
-        "InvalidCourseId",
-        _quoting(course, 'the course id "', '" is not a positive whole number', width=60),
+        _quoting(course, "the course cell holds the Excel error "),
     )
 
 
@@ -260,21 +235,25 @@ def _check_login(frame: pd.DataFrame) -> None:
 
 
 def _check_session_ids(frame: pd.DataFrame) -> None:
-    """Normalise ``_sessions`` to GUIDs joined by ``;``; refuse a cell holding anything else."""
+    """Normalise a cell of session GUIDs to ``_sessions``; keep any other in ``_session_cell``.
+
+    Titles and start times are matched against the course's sessions when resolving.
+    """
     raw_sessions = frame["course_session_ids"].astype(str)
-    sessions = pd.Series("", index=frame.index, dtype=object)
-    has_sessions = raw_sessions != ""
-    if has_sessions.any():
-        normalised = raw_sessions[has_sessions].map(_normalise_sessions)
-        sessions[has_sessions] = normalised.fillna("")
-        bad = pd.Series(False, index=frame.index)
-        bad[has_sessions] = normalised.isna()
-        if bad.any():
-            bad_token = raw_sessions[bad].map(_first_bad_session).str.slice(0, 60)
-            message = pd.Series("", index=frame.index, dtype=object)
-            message[bad] = 'the session id "' + bad_token + '" is not a session id (a GUID)'
-            _mark(frame, bad, INVALID, "InvalidSessionId", message)
-    frame["_sessions"] = sessions
+    cells, per_session_cell = _distinct(raw_sessions)
+    guids = cells.map(session_guids)
+    all_guids = guids.notna()
+    frame["_sessions"] = per_session_cell(
+        guids.map(lambda ids: ";".join(ids) if isinstance(ids, list) else "")
+    )
+    frame["_session_cell"] = per_session_cell(cells.where(~all_guids, ""))
+    _mark(
+        frame,
+        _excel_error(raw_sessions),
+        INVALID,
+        "InvalidSessionId",
+        _quoting(raw_sessions, "the sessions cell holds the Excel error "),
+    )
 
 
 def _check_action(frame: pd.DataFrame) -> None:
@@ -309,39 +288,63 @@ def _check_flags(frame: pd.DataFrame) -> None:
             )
 
 
-def _mark_duplicates(frame: pd.DataFrame) -> None:
-    """Mark a clean row that repeats an earlier one's course, user, sessions and action."""
+def _fold_codes(column: pd.Series[str], rows: pd.Series[bool]) -> npt.NDArray[np.int64]:
+    """Number the ``rows``' cells so that cells equal but for case and spacing share a number.
+
+    Other rows get -1. Each distinct cell is folded once: a number per row keeps a
+    million-row comparison in C.
+    """
+    codes, uniques = pd.factorize(column)
+    folded_codes, _ = pd.factorize(pd.Series(uniques, dtype=object).map(fold))
+    numbers = np.asarray(folded_codes, dtype=np.int64).take(codes)
+    return np.where(rows.to_numpy(), numbers, -1)
+
+
+def mark_duplicates(frame: pd.DataFrame) -> None:
+    """Mark a clean row that repeats an earlier one's course, user, sessions and action.
+
+    Before resolving, courses and sessions compare as written (no case, single
+    spaces); after it, by the GUIDs they became, so "SAF-101" and its title meet.
+    """
     clean = frame["status"] == OK
     if not clean.any():
         return
-    sorted_sessions = frame["_sessions"].copy()
-    several = sorted_sessions.str.contains(";", regex=False)
+    course = frame["_course"].astype(str)
+    unresolved = course == ""
+    # An unresolved cell is compared as written; a resolved one by its GUID alone.
+    written = _fold_codes(frame["_course_key"].astype(str), unresolved)
+    sessions = frame["_sessions"].astype(str)
+    several = sessions.str.contains(";", regex=False)
     if several.any():
-        sorted_sessions[several] = sorted_sessions[several].map(
-            lambda s: ";".join(sorted(s.split(";")))
-        )
+        sessions = sessions.copy()
+        sessions[several] = sessions[several].map(lambda s: ";".join(sorted(s.split(";"))))
+    cell = frame["_session_cell"].astype(str)
+    named = _fold_codes(cell, (cell != "") & (sessions == ""))
     dup_key = pd.DataFrame(
         {
-            "c": frame["_course"],
+            "c": course,
+            "k": written,
             "u": frame["_login_key"],
-            "s": sorted_sessions,
+            "s": sessions,
+            "n": named,
             "a": frame["_action"],
         }
     )[clean]
     repeated = dup_key.duplicated(keep="first")
-    if not repeated.any():
-        return
-    first_row = (
-        frame.loc[dup_key.index, "row"].groupby([dup_key[c] for c in "cusa"]).transform("first")
-    )
-    message = pd.Series("", index=frame.index, dtype=object)
-    rep_index = repeated[repeated].index
-    message[rep_index] = "the same course, user and sessions as row " + first_row[rep_index].astype(
-        str
-    )
-    mask = pd.Series(False, index=frame.index)
-    mask[rep_index] = True
-    _mark(frame, mask, DUPLICATE, "Duplicate", message)
+    if repeated.any():
+        first_row = (
+            frame.loc[dup_key.index, "row"]
+            .groupby([dup_key[c] for c in dup_key.columns])
+            .transform("first")
+        )
+        message = pd.Series("", index=frame.index, dtype=object)
+        rep_index = repeated[repeated].index
+        message[rep_index] = "the same course, user and sessions as row " + first_row[
+            rep_index
+        ].astype(str)
+        mask = pd.Series(False, index=frame.index)
+        mask[rep_index] = True
+        _mark(frame, mask, DUPLICATE, "Duplicate", message)
 
 
 #: The cell rules, in the order their verdicts take precedence.
@@ -351,7 +354,7 @@ OFFLINE_RULES: tuple[Callable[[pd.DataFrame], None], ...] = (
     _check_session_ids,
     _check_action,
     _check_flags,
-    _mark_duplicates,
+    mark_duplicates,
 )
 
 
@@ -410,73 +413,60 @@ def guard_unenroll(checked: pd.DataFrame, spec: str) -> None:
 # -- session rules -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CourseInfo:
-    """What the session rules need of a course; ``found`` is False for a 404."""
-
-    course_id: int
-    found: bool
-    error: str = ""
-    metadata: Mapping[str, Any] | None = None
-    #: The read failed without any answer from LMS365 (no connection, no reply).
-    unreachable: bool = False
-
-    @property
-    def is_ilt(self) -> bool:
-        """Say whether the course is instructor-led (classroom or webinar)."""
-        return (self.metadata or {}).get("CourseType") in ILT_TYPES
-
-    @property
-    def session_mode(self) -> str:
-        """Return EnrollToSingle, EnrollToMultiple or EnrollToAll."""
-        mode = (self.metadata or {}).get("CourseSessionEnrollmentType")
-        return str(mode) if mode else "EnrollToSingle"
-
-    def sessions(self) -> dict[str, Mapping[str, Any]]:
-        """Map each session's lower-case id to its record."""
-        found = (self.metadata or {}).get("CourseSessions") or []
-        return {
-            str(session.get("Id", "")).lower(): session
-            for session in found
-            if isinstance(session, Mapping)
-        }
+def _when(record: Mapping[str, Any], *fields: str) -> datetime | None:
+    """Return the first of ``fields`` that holds a real time (a group's placeholders do not)."""
+    for name in fields:
+        when = parse_lms_time(record.get(name))
+        if when is not None and not is_placeholder(when):
+            return when
+    return None
 
 
-async def fetch_courses(
-    client: LmsClient, course_ids: Iterable[int], *, concurrency: int = 8
-) -> dict[int, CourseInfo]:
-    """Read each course once, several at a time, under the client's shared limiter."""
-
-    async def read(course_id: int) -> CourseInfo:
-        try:
-            metadata = await client.get_course(course_id)
-        except CallFailed as exc:
-            no_answer = exc.outcome.http_status is None
-            return CourseInfo(course_id, True, error=str(exc), unreachable=no_answer)
-        return CourseInfo(course_id, metadata is not None, metadata=metadata)
-
-    return await map_concurrently(sorted(set(course_ids)), read, concurrency=concurrency)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Read an ISO-8601 time as LMS365 writes it (``...Z``); None when it is not one."""
-    return parse_lms_time(value)
-
-
-def _closed(session: Mapping[str, Any], now: datetime) -> bool:
-    for field in ("EndDate", "RegistrationDeadline"):
-        when = parse_time(session.get(field))
+def _closed(record: Mapping[str, Any], now: datetime) -> bool:
+    """Say whether a session ended or its enrollment deadline passed."""
+    for fields in (("EndDate",), ("EnrollmentDeadline", "RegistrationDeadline")):
+        when = _when(record, *fields)
         if when is not None and when < now:
             return True
     return False
 
 
-def _full(session: Mapping[str, Any]) -> bool:
-    limit = session.get("MaxAttendees")
-    count = session.get("AttendeesCount")
-    if not isinstance(limit, int) or limit <= 0 or not isinstance(count, int):
-        return False
-    return count >= limit
+def _course_seats(info: CourseInfo, now: datetime) -> Mapping[str, Any]:
+    """Return an EnrollToAll course's seats: its own limit, taken as its busiest open session's."""
+    meta = info.metadata or {}
+    taken = meta.get("TakenSeatsCount")
+    if taken is None:
+        counts = [
+            seats_taken(s)
+            for s in info.session_list()
+            if s.get("IsGroup") is not True and not _closed(s, now)
+        ]
+        numbers = [c for c in counts if c is not None]
+        taken = max(numbers) if numbers else None
+    return {"MaxAttendees": meta.get("MaxAttendees"), "TakenSeatsCount": taken}
+
+
+def _group_full(info: CourseInfo, group: Mapping[str, Any], now: datetime) -> bool:
+    """Say whether booking a session group meets a full session: the group or an open member."""
+    if is_full(group):
+        return True
+    group_id = str(group.get("Id", "")).lower()
+    return any(
+        is_full(member)
+        for member in info.session_list()
+        if str(member.get("GroupId") or "").lower() == group_id and not _closed(member, now)
+    )
+
+
+def _full_verdict(
+    info: CourseInfo, what: str, *, ignore_max: bool
+) -> tuple[str, str, str, str] | None:
+    """Say what a full session (or EnrollToAll course) means for a row."""
+    if ignore_max:
+        return None
+    if keeps_waiting_list(info.metadata):
+        return OK, "", "", f"{what} is full: the learner goes onto its waiting list"
+    return INVALID, "MaxAttendeesReached", f"{what} is full", ""
 
 
 def _verdict_for(
@@ -488,37 +478,62 @@ def _verdict_for(
     now: datetime,
 ) -> tuple[str, str, str, str]:
     """Return (status, code, message, warning) for one enroll row of a course."""
-    cid = info.course_id
+    name = info.name
     if not info.found:
-        return INVALID, "CourseNotFound", f"course {cid} does not exist in LMS365", ""
+        return INVALID, "CourseNotFound", f"course {name} does not exist in LMS365", ""
     if info.error:
-        return OK, "", "", f"course {cid} could not be read to check sessions ({info.error})"
+        return OK, "", "", f"course {name} could not be read to check sessions ({info.error})"
     meta = info.metadata or {}
     if meta.get("IsDeleted"):
-        return INVALID, "CourseNotAvailable", f"course {cid} has been deleted", ""
+        return INVALID, "CourseNotAvailable", f"course {name} has been deleted", ""
     if meta.get("IsEnded"):
-        return INVALID, "CourseNotAvailable", f"course {cid} has ended", ""
+        return INVALID, "CourseNotAvailable", f"course {name} has ended", ""
     if meta.get("IsPublished") is False:
-        return INVALID, "CourseNotAvailable", f"course {cid} is not published", ""
+        return INVALID, "CourseNotAvailable", f"course {name} is not published", ""
     if not info.is_ilt:
         if sessions:
             kind = "a training plan" if meta.get("CourseType") == "TrainingPlan" else "e-learning"
             return (
                 INVALID,
                 "InvalidCourseSession",
-                f"course {cid} is {kind} and has no sessions; leave the session empty",
+                f"course {name} is {kind} and has no sessions; leave the session empty",
                 "",
             )
         return OK, "", "", ""
     mode = info.session_mode
+    if mode == "EnrollToAll":
+        if sessions:
+            return (
+                INVALID,
+                "TooManySessions",
+                f"course {name} enrolls each learner into all its sessions;"
+                " leave the sessions empty",
+                "",
+            )
+        # The course's own deadline and seats are what count for EnrollToAll.
+        if _closed({"EnrollmentDeadline": meta.get("EnrollmentDeadline")}, now):
+            return (
+                INVALID,
+                "SessionClosed",
+                f"the enrollment deadline of course {name} has passed",
+                "",
+            )
+        if is_full(_course_seats(info, now)):
+            return _full_verdict(info, f"course {name}", ignore_max=ignore_max) or (OK, "", "", "")
+        return OK, "", "", ""
     if not sessions:
-        if mode == "EnrollToAll":
-            return OK, "", "", ""
+        if meta.get("IsEnrollmentWithoutSessionsAllowed") is False:
+            return (
+                INVALID,
+                "SessionRequired",
+                f"course {name} requires a session: LMS365 does not enroll without one",
+                "",
+            )
         if require_session:
             return (
                 INVALID,
                 "SessionRequired",
-                f"course {cid} is instructor-led and no session was given",
+                f"course {name} is instructor-led and no session was given",
                 "",
             )
         return (
@@ -533,16 +548,17 @@ def _verdict_for(
             return (
                 INVALID,
                 "InvalidCourseSession",
-                f"session {session_id} is not one of course {cid}'s sessions",
+                f"session {session_id} is not one of course {name}'s sessions",
                 "",
             )
     if mode == "EnrollToSingle" and len(sessions) > 1:
         return (
             INVALID,
             "TooManySessions",
-            f"course {cid} lets a learner attend one session only, but {len(sessions)} were given",
+            f"course {name} lets a learner attend one session only, but {len(sessions)} were given",
             "",
         )
+    warning = ""
     for session_id in sessions:
         session = known[session_id]
         title = session.get("Title") or session_id
@@ -550,34 +566,63 @@ def _verdict_for(
             return (
                 INVALID,
                 "SessionClosed",
-                f'session "{title}" has ended or its registration deadline has passed',
+                f'session "{title}" has ended or its enrollment deadline has passed',
                 "",
             )
-        if _full(session) and not ignore_max:
-            return INVALID, "MaxAttendeesReached", f'session "{title}" is full', ""
-    if mode == "EnrollToAll":
-        return (
-            WARNING,
-            "",
-            "",
-            "the course enrolls into all its sessions; only the given ones will be booked",
-        )
-    return OK, "", "", ""
+        if _group_full(info, session, now) if session.get("IsGroup") is True else is_full(session):
+            verdict = _full_verdict(info, f'session "{title}"', ignore_max=ignore_max)
+            if verdict is not None and verdict[0] != OK:
+                return verdict
+            if verdict is not None:
+                warning = _append_warning(warning, verdict[3])
+    return OK, "", "", warning
 
 
 def _append_warning(current: str, warning: str) -> str:
     return f"{current}; {warning}" if current else warning
 
 
+def _seat_warning(
+    info: CourseInfo,
+    sessions: Sequence[str],
+    seats_used: dict[tuple[str, str], int],
+) -> str:
+    """Count this row's seats; warn when the sheet asks for more than a session has free."""
+    known = info.sessions()
+    for session_id in sessions:
+        seat = (info.course_id, session_id)
+        seats_used[seat] = seats_used.get(seat, 0) + 1
+        session = known.get(session_id, {})
+        limit, taken = seat_limit(session), seats_taken(session)
+        if limit is None or taken is None or is_full(session):
+            continue  # no limit, unknown, or already full (said by the rules)
+        if is_full(session, adding=seats_used[seat] - 1):
+            rest = (
+                "the rest go onto its waiting list"
+                if keeps_waiting_list(info.metadata)
+                else "the rest will be refused"
+            )
+            return (
+                f'session "{session.get("Title") or session_id}" has {limit - taken}'
+                f" free seats, fewer than the sheet asks for; {rest}"
+            )
+    return ""
+
+
 def check_sessions(
     frame: pd.DataFrame,
-    courses: Mapping[int, CourseInfo],
+    courses: Mapping[str, CourseInfo],
     *,
     require_session: bool = False,
     now: datetime | None = None,
 ) -> pd.DataFrame:
-    """Apply the contract's session rules to the rows still ``ok``; return the frame."""
+    """Apply the contract's session rules to the rows still ``ok``; return the frame.
+
+    Rows are first compared by the GUIDs they resolved to, so two rows naming
+    the same course and session differently are one booking.
+    """
     now = now or datetime.now(UTC)
+    mark_duplicates(frame)
     clean = frame.index[frame["status"] == OK]
     if len(clean) == 0:
         return frame
@@ -586,25 +631,28 @@ def check_sessions(
     messages = frame["error_message"].to_numpy(dtype=object, copy=True)
     warnings = frame["warnings"].to_numpy(dtype=object, copy=True)
     has_ignore = "ignore_max_attendees" in frame.columns
-    first_sessions: dict[tuple[int, str], tuple[int, str]] = {}
-    seats_used: dict[tuple[int, str], int] = {}
+    first_sessions: dict[tuple[str, str], tuple[int, str]] = {}
+    seats_used: dict[tuple[str, str], int] = {}
     positions = frame.index.get_indexer(clean)
-    course_col = frame["_course"].to_numpy()
+    course_col = frame["_course"].to_numpy(dtype=object)
     session_col = frame["_sessions"].to_numpy(dtype=object)
+    cell_col = frame["_session_cell"].to_numpy(dtype=object)
     action_col = frame["_action"].to_numpy(dtype=object)
     key_col = frame["_login_key"].to_numpy(dtype=object)
     row_col = frame["row"].to_numpy()
     ignore_col = frame["ignore_max_attendees"].to_numpy(dtype=object) if has_ignore else None
     for pos in positions:
-        cid = int(course_col[pos])
+        cid = str(course_col[pos])
         info = courses.get(cid)
         if info is None:
             continue
         sessions = [s for s in str(session_col[pos]).split(";") if s]
+        if not sessions and cell_col[pos]:
+            sessions = [str(cell_col[pos])]  # named sessions of a course that has none
         if action_col[pos] == UNENROLL:
             if not info.found:
                 statuses[pos], codes[pos] = INVALID, "CourseNotFound"
-                messages[pos] = f"course {cid} does not exist in LMS365"
+                messages[pos] = f"course {info.name} does not exist in LMS365"
             elif sessions:
                 warnings[pos] = _append_warning(
                     warnings[pos], "session ids are ignored when unenrolling"
@@ -614,35 +662,20 @@ def check_sessions(
         status, code, message, warning = _verdict_for(
             info, sessions, ignore_max=ignore_max, require_session=require_session, now=now
         )
-        if status == OK and info.found and info.is_ilt:
+        if status == OK and info.found and info.is_ilt and info.session_mode != "EnrollToAll":
             user = (cid, str(key_col[pos]))
             joined = ";".join(sorted(sessions))
             first = first_sessions.setdefault(user, (int(row_col[pos]), joined))
             if first[1] != joined and info.session_mode == "EnrollToSingle":
                 status, code = INVALID, "ConflictingSessions"
                 message = (
-                    f"row {first[0]} already books this user into course {cid}, which allows"
-                    " one session per learner"
+                    f"row {first[0]} already books this user into course {info.name}, which"
+                    " allows one session per learner"
                 )
             elif not ignore_max:
-                known = info.sessions()
-                for session_id in sessions:
-                    seat = (cid, session_id)
-                    seats_used[seat] = seats_used.get(seat, 0) + 1
-                    session = known.get(session_id, {})
-                    limit, count = session.get("MaxAttendees"), session.get("AttendeesCount")
-                    if (
-                        isinstance(limit, int)
-                        and isinstance(count, int)
-                        and limit > 0
-                        and count + seats_used[seat] > limit
-                    ):
-                        warning = _append_warning(
-                            warning,
-                            f'session "{session.get("Title") or session_id}" has'
-                            f" {max(0, limit - count)} free seats, fewer than the sheet asks for",
-                        )
-                        break
+                seat_warning = _seat_warning(info, sessions, seats_used)
+                if seat_warning:
+                    warning = _append_warning(warning, seat_warning)
         if warning:
             warnings[pos] = _append_warning(warnings[pos], warning)
         if status != OK:
@@ -657,8 +690,9 @@ def check_sessions(
 
 
 def jobs_from(frame: pd.DataFrame) -> list[Job]:
-    """Build one job per row that may be sent (``ok`` or ``warning``)."""
-    sendable = frame[frame["status"].isin((OK, WARNING))]
+    """Build one job per row that may be sent (``ok`` or ``warning``, its course resolved)."""
+    # A course cell never resolved to a GUID (an offline check only) is never sent.
+    sendable = frame[frame["status"].isin((OK, WARNING)) & (frame["_course"].astype(str) != "")]
     if sendable.empty:
         return []
     n = len(sendable)
@@ -682,8 +716,8 @@ def jobs_from(frame: pd.DataFrame) -> list[Job]:
         Job(
             index=int(index),
             row=int(row),
-            course_id=int(course),
-            login=str(login),
+            course_id=str(course),
+            login=canonical_login(str(login)),
             session_ids=tuple(s for s in str(sessions).split(";") if s),
             action=str(action),
             message=str(message),

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import httpx
-from common import API_KEY, USERS, upn
+from common import API_KEY, USERS, course_guid, upn
 
 _AUTH = "Basic " + base64.b64encode(f"api:{API_KEY}".encode()).decode()
 _HEADERS = {"Authorization": _AUTH, "Accept": "application/json"}
 
-Pair = tuple[int, str]
+Pair = tuple[str, str]
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Tally:
 
 def pairs(rows: int, *, offset: int = 0, users: int = USERS) -> list[Pair]:
     """Return the (course id, login) of sheet rows ``offset`` .. ``offset + rows``."""
-    return [(1000 + i // users, upn(i % users)) for i in range(offset, offset + rows)]
+    return [(course_guid(1000 + i // users), upn(i % users)) for i in range(offset, offset + rows)]
 
 
 def sequential(base_url: str, work: Sequence[Pair], *, max_seconds: float) -> Tally:

@@ -43,17 +43,25 @@ def upn(user: int) -> str:
     return f"user{user:05d}@bench.example"
 
 
+def course_guid(code: int) -> str:
+    """Return the GUID of the bench course whose code (``CourseID``) is ``code``."""
+    return f"00000000-0000-4000-8000-{code:012d}"
+
+
 def catalog_path(*, courses: int = COURSES, users: int = USERS) -> Path:
     """Write (once) a catalog of e-learning courses and users; return its path."""
-    path = OUT / f"catalog-{courses}x{users}.json"
+    path = OUT / f"catalog-v2-{courses}x{users}.json"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
     catalog = {
         "api_keys": [{"key": API_KEY, "access": "FullControl"}],
+        # Every user in every course: above LMS365's 5,000 a course, which is not measured here.
+        "max_enrollments_per_course": users,
         "courses": [
             {
-                "Id": 1000 + c,
+                "Id": course_guid(1000 + c),
+                "CourseID": str(1000 + c),
                 "Title": f"Bench course {c}",
                 "CourseType": "ELearning",
                 "CourseSessionEnrollmentType": None,
@@ -67,7 +75,6 @@ def catalog_path(*, courses: int = COURSES, users: int = USERS) -> Path:
         ],
         "users": [
             {
-                "Id": 10 + u,
                 "LoginName": f"i:0#.f|membership|{upn(u)}",
                 "Email": upn(u),
                 "Title": f"User {u}",
@@ -82,8 +89,9 @@ def catalog_path(*, courses: int = COURSES, users: int = USERS) -> Path:
 def sheet_path(rows: int, *, users: int = USERS, extra: bool = False) -> Path:
     """Write (once) a sheet of ``rows`` distinct course+user pairs; return its path.
 
-    Row ``i`` enrolls user ``i % users`` into course ``1000 + i // users``, so no
-    two rows collide and every row is enrollable against ``catalog_path()``.
+    Row ``i`` enrolls user ``i % users`` into the course whose code is
+    ``1000 + i // users`` (as HR sheets name courses), so no two rows collide and
+    every row is enrollable against ``catalog_path()``.
     ``extra`` adds the kind of columns an HR export carries along.
     """
     name = f"sheet-{rows}{'-extra' if extra else ''}.csv"

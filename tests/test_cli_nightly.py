@@ -15,7 +15,8 @@ from click.testing import CliRunner, Result
 from batch_enroll.cli import main
 from tests.conftest import FULL_KEY
 
-FULL = "00576084-32b5-4891-b238-1f6f849e82b4"
+FULL = "c46628ad-54b4-4442-a73a-622c9dec63dc"  # FLT-201 Morning, Bergen: full
+SAF = "ac661ba6-a93b-4efe-ae1e-a7dec2d0bdcb"  # SAF-101 Workplace Safety Basics
 
 
 def write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -47,11 +48,11 @@ def enroll_posts(server: Any) -> int:
 
 
 HIRES = [
-    ["101", "liam.patel@contoso.com"],
-    ["101", "sofia.garcia@contoso.com"],
-    ["101", "ava.thompson@contoso.com"],
-    ["102", "liam.patel@contoso.com"],
-    ["102", "noah.kim@contoso.com"],
+    ["SAF-101", "liam.patel@contoso.com"],
+    ["SAF-101", "sofia.garcia@contoso.com"],
+    ["SAF-101", "ava.thompson@contoso.com"],
+    ["ONB-100", "liam.patel@contoso.com"],
+    ["ONB-100", "noah.kim@contoso.com"],
 ]
 
 
@@ -81,8 +82,8 @@ def test_second_skip_enrolled_run_sends_no_enroll_request(server, tmp_path: Path
 
 def test_offboarding_unenrolls_and_reports_those_not_enrolled(server, tmp_path: Path) -> None:
     rows = [[*row, "enroll", ""] for row in HIRES[:2] * 1]
-    rows += [["101", "ava.thompson@contoso.com", "unenroll", "Left the company"]]
-    rows += [["102", "mia.johnson@contoso.com", "Unenroll", ""]]
+    rows += [["SAF-101", "ava.thompson@contoso.com", "unenroll", "Left the company"]]
+    rows += [["ONB-100", "mia.johnson@contoso.com", "Unenroll", ""]]
     rows += [[c, f"x{n}@contoso.com", "enroll", ""] for n, c in enumerate(["999"] * 16)]
     sheet = write(tmp_path / "leavers.csv", ["course_id", "login", "action", "message"], rows)
     result = invoke(
@@ -107,8 +108,10 @@ def test_offboarding_unenrolls_and_reports_those_not_enrolled(server, tmp_path: 
 
 
 def test_unenroll_guard_refuses_before_sending_anything(server, tmp_path: Path) -> None:
-    rows = [["101", f"{name}@contoso.com", "unenroll"] for name in ("ava.thompson", "liam.patel")]
-    rows += [["102", "noah.kim@contoso.com", "enroll"]] * 1
+    rows = [
+        ["SAF-101", f"{name}@contoso.com", "unenroll"] for name in ("ava.thompson", "liam.patel")
+    ]
+    rows += [["ONB-100", "noah.kim@contoso.com", "enroll"]] * 1
     sheet = write(tmp_path / "wrong.csv", ["course_id", "email", "action"], rows)
     result = invoke(
         "run",
@@ -152,9 +155,9 @@ def test_unenroll_guard_refuses_before_sending_anything(server, tmp_path: Path) 
 
 def test_resolve_users_sends_lms365_login_names(server, tmp_path: Path) -> None:
     rows = [
-        ["101", "Liam.Patel@contoso.com"],
-        ["101", "ghost@contoso.com"],
-        ["101", "conor.o'brien@contoso.com"],
+        ["SAF-101", "Liam.Patel@contoso.com"],
+        ["SAF-101", "ghost@contoso.com"],
+        ["SAF-101", "conor.o'brien@contoso.com"],
     ]
     sheet = write(tmp_path / "s.csv", ["course_id", "email"], rows)
     result = invoke(
@@ -179,8 +182,8 @@ def test_resolve_users_sends_lms365_login_names(server, tmp_path: Path) -> None:
 
 def test_ignore_max_attendees_flag_and_column(server, tmp_path: Path) -> None:
     rows = [
-        ["103", "noah.kim@contoso.com", FULL, ""],
-        ["103", "ethan.nguyen@contoso.com", FULL, "no"],
+        ["FLT-201", "noah.kim@contoso.com", FULL, ""],
+        ["FLT-201", "ethan.nguyen@contoso.com", FULL, "no"],
     ]
     sheet = write(
         tmp_path / "s.csv", ["course_id", "email", "session", "ignore_max_attendees"], rows
@@ -205,7 +208,7 @@ def test_ignore_max_attendees_flag_and_column(server, tmp_path: Path) -> None:
 
 
 def test_ignore_enrollment_flow_makes_enrollments_active(server, tmp_path: Path) -> None:
-    sheet = write(tmp_path / "s.csv", ["course_id", "email"], [["109", "noah.kim@contoso.com"]])
+    sheet = write(tmp_path / "s.csv", ["course_id", "email"], [["LDR-400", "noah.kim@contoso.com"]])
     result = invoke(
         "run",
         str(sheet),
@@ -219,12 +222,14 @@ def test_ignore_enrollment_flow_makes_enrollments_active(server, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert read(tmp_path / "r.csv")[0]["warnings"] == ""  # not pending approval
     held = httpx.get(f"{server.base_url}/_sim/enrollments").json()["value"]
-    mine = [e for e in held if e["CourseId"] == 109]
+    mine = [e for e in held if e["CourseId"] == "05f2d963-2061-4c8c-a66e-dab5d7f38755"]  # LDR-400
     assert [e["RegistrationStatus"] for e in mine] == ["Active"]
 
 
 def test_log_file_and_summary_json(server, tmp_path: Path) -> None:
-    sheet = write(tmp_path / "s.csv", ["course_id", "email"], [*HIRES, ["999", "a@contoso.com"]])
+    sheet = write(
+        tmp_path / "s.csv", ["course_id", "email"], [*HIRES, ["SAF-999", "a@contoso.com"]]
+    )
     log = tmp_path / "logs" / "requests.jsonl"
     summary_path = tmp_path / "summary.json"
     result = invoke(
@@ -246,12 +251,13 @@ def test_log_file_and_summary_json(server, tmp_path: Path) -> None:
     assert sorted(line["row"] for line in enrolls) == [2, 3, 4, 5, 6]
     assert {"ts", "method", "http_status", "verdict", "elapsed_ms"} <= set(enrolls[0])
     summary = json.loads(summary_path.read_text())
-    assert summary["schema_version"] == 1
     assert summary["counts"]["enrolled"] == 4
     assert summary["counts"]["already_enrolled"] == 1
     assert summary["by_error_code"]["CourseNotFound"] == 1
     assert summary["errors"]["CourseNotFound"]["rows"] == [7]
-    assert summary["by_course"]["101"]["enrolled"] == 2
+    assert summary["by_course"][SAF]["counts"]["enrolled"] == 2
+    assert summary["by_course"][SAF]["title"] == "Workplace Safety Basics"
+    assert summary["schema_version"] == 2
     assert summary["exit_code"] == 1
     assert len(summary["input_sha256"]) == 64
     assert summary["started_at"] <= summary["finished_at"]

@@ -128,5 +128,6 @@ def test_formula_headers_are_neutralised_in_the_report(tmp_path: Path) -> None:
     result = invoke("validate", str(sheet), "--offline", "--report", str(report))
     assert result.exit_code == 0, result.output
     header, first = report.read_text(encoding="utf-8").splitlines()
-    assert header.endswith(",'=Notes,'@Manager")
-    assert first.endswith(",'=1+1,x")
+    # The input's own columns, then what each row became (nothing, offline).
+    assert header.endswith(",'=Notes,'@Manager,lms_course_id,course_title,session_titles")
+    assert first.endswith(",'=1+1,x,,,")

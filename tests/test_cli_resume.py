@@ -25,17 +25,26 @@ from tests.conftest import FULL_KEY
 
 pytestmark = pytest.mark.slow
 
+# The sheets name these courses by their codes, as HR does; LMS365 knows them by GUID.
 COURSES = (201, 202, 203)
 
 
-def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
+def course_guid(code: int) -> str:
+    """Return the GUID of the test course with this code."""
+    return f"00000000-0000-4000-8000-000000000{code}"
+
+
+def big_catalog(
+    users: int, *, key: str = FULL_KEY, guid_of: Callable[[int], str] = course_guid
+) -> Catalog:
     """A catalog with many users and three open e-learning courses."""
     return Catalog.from_dict(
         {
             "api_keys": [{"key": key, "access": "FullControl"}],
             "courses": [
                 {
-                    "Id": cid,
+                    "Id": guid_of(cid),
+                    "CourseID": str(cid),
                     "Title": f"Course {cid}",
                     "CourseType": "ELearning",
                     "CourseSessionEnrollmentType": None,
@@ -49,7 +58,6 @@ def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
             ],
             "users": [
                 {
-                    "Id": 1000 + n,
                     "LoginName": f"i:0#.f|membership|user{n}@contoso.com",
                     "Email": f"user{n}@contoso.com",
                     "Title": f"User {n}",
@@ -62,13 +70,15 @@ def big_catalog(users: int, *, key: str = FULL_KEY) -> Catalog:
     )
 
 
-def write_sheet(path: Path, users: int) -> Path:
+def write_sheet(path: Path, users: int, *, by_guid: bool = False) -> Path:
+    """Write a sheet naming the courses by code (or by GUID, which needs no lookup)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["course_id", "user_login_name", "employee_no"])
         for n in range(users):
             for cid in COURSES:
-                writer.writerow([cid, f"user{n}@contoso.com", f"E{n:05d}"])
+                course = course_guid(cid) if by_guid else cid
+                writer.writerow([course, f"user{n}@contoso.com", f"E{n:05d}"])
     return path
 
 
@@ -410,7 +420,8 @@ def test_a_run_refused_by_its_key_can_simply_be_run_again(server_for, tmp_path: 
 
 def test_resume_tries_again_the_rows_that_ran_out_of_retries(server_for, tmp_path: Path) -> None:
     server = server_for(4, fault_rate=1.0, seed=2)  # every answer a 5xx
-    sheet = write_sheet(tmp_path / "hires.csv", 4)
+    # By GUID: nothing to look up, so the rows are sent and run out of retries.
+    sheet = write_sheet(tmp_path / "hires.csv", 4, by_guid=True)
     out = tmp_path / "results.csv"
     args = [
         "run",
@@ -432,3 +443,38 @@ def test_resume_tries_again_the_rows_that_ran_out_of_retries(server_for, tmp_pat
     result = run_cli(*args, "--resume")
     assert result.exit_code == 0, result.output
     assert_complete(out, 12, server)
+
+
+def test_an_unreadable_course_list_sends_nothing(server_for, tmp_path: Path) -> None:
+    server = server_for(2, fault_rate=1.0, seed=2)  # every answer a 5xx
+    sheet = write_sheet(tmp_path / "hires.csv", 2)  # by code: the list must be read first
+    out = tmp_path / "results.csv"
+    result = run_cli(
+        "run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--max-retries", "0"
+    )
+    assert result.exit_code == 1, result.output
+    assert "could not look courses up by code or title" in result.output
+    assert {r["status"] for r in read_results(out)} == {"not_attempted"}
+    assert httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] == 0
+
+
+def test_resume_refuses_when_a_course_code_now_names_another_course(tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path / "hires.csv", 2)
+    out = tmp_path / "results.csv"
+
+    def moved(code: int) -> str:
+        return course_guid(code).replace("0000-4000", "0000-4001")  # recreated: a new GUID
+
+    with SimulatorServer(create_app(big_catalog(2))) as server:
+        args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url]
+        first = run_cli(*args)
+        assert first.exit_code == 0, first.output
+        assert read_journal(Path(f"{out}.journal")).resolved["201"] == course_guid(201)
+        # The courses are recreated in LMS365 between the run and its resume.
+        server.app.catalog = big_catalog(2, guid_of=moved)
+        server.app.reset()
+        again = run_cli(*args, "--resume")
+        assert again.exit_code == 1, again.output
+        assert '"201"' in again.output
+        assert "names another course" in again.output
+        assert httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] == 0

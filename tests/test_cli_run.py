@@ -13,35 +13,42 @@ import pytest
 from click.testing import CliRunner, Result
 
 from batch_enroll.cli import main
-from batch_enroll.model import RESULT_COLUMNS
+from batch_enroll.model import RESOLVED_COLUMNS, RESULT_COLUMNS
 from tests.conftest import FULL_KEY, READ_ONLY_KEY
 
-FRIDAY = "51d954e5-3506-44c6-a102-91111fd2fc55"
-FULL = "00576084-32b5-4891-b238-1f6f849e82b4"
-CLOSED = "51472146-7c3b-4e97-bffc-73cc12c69150"
-PART1 = "a87d8e8b-b92e-4665-8dec-025ad37b1711"
-PART2 = "94e36beb-5db6-4b05-9b48-74064eccc27a"
+# Sessions of the sample tenant's Forklift Safety Workshop (FLT-201, one session per learner).
+OPEN = "592dbabc-4fcb-4c80-8095-50b6e2a5cc99"  # Afternoon, Oslo
+FULL = "c46628ad-54b4-4442-a73a-622c9dec63dc"  # Morning, Bergen
+# The webinar series (CUS-300, several sessions per learner).
+PART1 = "1da8e4e4-0c01-4de7-af77-17d0cd75246d"
+PART2 = "d838a3e3-600e-40cf-87aa-2dfff7f9d8b4"
 GROUP = "c:0o.c|federateddirectoryclaimprovider|ee7d702e-d833-4741-b2ff-5a15e9d6876c"
 
 # (course, login, sessions, note) -> expected (status, error_code)
 SHEET: list[tuple[tuple[str, str, str, str], tuple[str, str]]] = [
-    (("101", "liam.patel@contoso.com", "", "=HYPERLINK()"), ("enrolled", "")),
-    (("101", "ava.thompson@contoso.com", "", ""), ("already_enrolled", "UserAlreadyEnrolled")),
-    (("103", "sofia.garcia@contoso.com", FRIDAY, ""), ("enrolled", "")),
-    (("103", "noah.kim@contoso.com", FULL, ""), ("invalid", "MaxAttendeesReached")),
-    (("103", "ethan.nguyen@contoso.com", CLOSED, ""), ("invalid", "SessionClosed")),
-    (("104", "i:0#.f|membership|noah.kim@contoso.com", f"{PART1};{PART2}", ""), ("enrolled", "")),
-    (("105", GROUP, "", ""), ("enrolled", "")),
-    (("101", "LIAM.PATEL@contoso.com", "", ""), ("duplicate", "Duplicate")),
-    (("999", "lucas.muller@contoso.com", "", ""), ("invalid", "CourseNotFound")),
-    (("abc", "lucas.muller@contoso.com", "", ""), ("invalid", "InvalidCourseId")),
-    (("101", "nobody@contoso.com", "", ""), ("failed", "UserNotFound")),
-    (("106", "lucas.muller@contoso.com", "", ""), ("invalid", "CourseNotAvailable")),
-    (("103", "amelia.brown@contoso.com", "", ""), ("enrolled", "")),
-    (("101", "oliver.smith@contoso.com", FRIDAY, ""), ("invalid", "InvalidCourseSession")),
-    (("103", "harper.davis@contoso.com", f"{FRIDAY} {FULL}", ""), ("invalid", "TooManySessions")),
-    (("102", "harper.davis@contoso.com", "", ""), ("enrolled", "")),
-    (("101", "kay smith@contoso.com", "", ""), ("invalid", "InvalidLogin")),
+    (("SAF-101", "liam.patel@contoso.com", "", "=HYPERLINK()"), ("enrolled", "")),
+    (("SAF-101", "ava.thompson@contoso.com", "", ""), ("already_enrolled", "UserAlreadyEnrolled")),
+    (("FLT-201", "sofia.garcia@contoso.com", "afternoon, oslo", ""), ("enrolled", "")),
+    (
+        ("FLT-201", "noah.kim@contoso.com", "Morning, Bergen", ""),
+        ("invalid", "MaxAttendeesReached"),
+    ),
+    (("FLT-201", "ethan.nguyen@contoso.com", "Evening, Oslo", ""), ("invalid", "SessionClosed")),
+    (
+        ("CUS-300", "i:0#.f|membership|noah.kim@contoso.com", f"{PART1};{PART2}", ""),
+        ("enrolled", ""),
+    ),
+    (("First Aid Certification", GROUP, "", ""), ("enrolled", "")),
+    (("saf-101", "LIAM.PATEL@contoso.com", "", ""), ("duplicate", "Duplicate")),
+    (("SAF-999", "lucas.muller@contoso.com", "", ""), ("invalid", "CourseNotFound")),
+    (("#N/A", "lucas.muller@contoso.com", "", ""), ("invalid", "InvalidCourseId")),
+    (("SAF-101", "nobody@contoso.com", "", ""), ("failed", "UserNotFound")),
+    (("XLS-200", "lucas.muller@contoso.com", "", ""), ("invalid", "CourseNotAvailable")),
+    (("FLT-201", "amelia.brown@contoso.com", "", ""), ("enrolled", "")),
+    (("SAF-101", "oliver.smith@contoso.com", OPEN, ""), ("invalid", "InvalidCourseSession")),
+    (("FLT-201", "harper.davis@contoso.com", f"{OPEN} {FULL}", ""), ("invalid", "TooManySessions")),
+    (("ONB-100", "harper.davis@contoso.com", "", ""), ("enrolled", "")),
+    (("SAF-101", "kay smith@contoso.com", "", ""), ("invalid", "InvalidLogin")),
 ]
 
 
@@ -93,13 +100,19 @@ def test_every_row_gets_the_status_the_contract_implies(live, tmp_path: Path) ->
     )
     assert result.exit_code == 1, result.output
     rows = read_results(out)
-    assert list(rows[0].keys()) == [*RESULT_COLUMNS, "Note"]
+    assert list(rows[0].keys()) == [*RESULT_COLUMNS, "Note", *RESOLVED_COLUMNS]
     assert [r["row"] for r in rows] == [str(n) for n in range(2, 2 + len(SHEET))]
     assert [(r["status"], r["error_code"]) for r in rows] == [want for _, want in SHEET]
     enrolled = [r for r in rows if r["status"] == "enrolled"]
     assert all(r["registration_date"].endswith("Z") and r["enrollment_id"] for r in enrolled)
     assert rows[0]["Note"] == "'=HYPERLINK()"  # shown, never run, by a spreadsheet
     assert rows[5]["course_session_ids"] == f"{PART1};{PART2}"
+    # The session named by its title went out as its GUID, and the row says what it became.
+    assert rows[2]["course_session_ids"] == OPEN
+    assert rows[2]["lms_course_id"] == "b885f275-273e-419c-9f53-dc399e6f2780"
+    assert rows[2]["course_title"] == "Forklift Safety Workshop"
+    assert rows[2]["session_titles"] == "Afternoon, Oslo (2028-03-06 13:00)"
+    assert rows[7]["course_id"] == "saf-101"  # as written
     assert "pick" in rows[12]["warnings"]
     # Each valid row reached LMS365 exactly once; invalid ones never did.
     creations = httpx.get(f"{server.base_url}/_sim/enrollments").json()
@@ -120,7 +133,7 @@ def test_faults_and_throttling_still_enroll_each_row_once(live, tmp_path: Path) 
         "mia.johnson",
         "ethan.nguyen",
         "isabella.rossi",
-        "lucas.muller",
+        "grace.hill",
         "amelia.brown",
         "oliver.smith",
         "harper.davis",
@@ -130,7 +143,9 @@ def test_faults_and_throttling_still_enroll_each_row_once(live, tmp_path: Path) 
         "abigail.clark",
         "benjamin.lewis",
     ]
-    rows = [(course, f"{u}@contoso.com", "", "") for course in ("102", "109") for u in users]
+    rows = [
+        (course, f"{u}@contoso.com", "", "") for course in ("ONB-100", "LDR-400") for u in users
+    ]
     sheet = write_sheet(tmp_path / "flaky.csv", rows)
     out = tmp_path / "flaky-results.csv"
     summary_path = tmp_path / "summary.json"
@@ -157,7 +172,7 @@ def test_faults_and_throttling_still_enroll_each_row_once(live, tmp_path: Path) 
     summary = json.loads(summary_path.read_text())
     assert summary["counts"]["enrolled"] == len(rows)
     assert summary["exit_code"] == 0
-    # Course 109 needs approval: LMS365 holds those enrollments as pending.
+    # LDR-400 needs approval: LMS365 holds those enrollments as pending.
     assert all("approval" in r["warnings"] for r in results[len(users) :])
 
 
@@ -221,7 +236,9 @@ def test_header_only_sheet_is_not_an_error(live, tmp_path: Path) -> None:
         "--no-progress",
     )
     assert result.exit_code == 0, result.output
-    assert out.read_text(encoding="utf-8").splitlines() == [",".join([*RESULT_COLUMNS, "Note"])]
+    assert out.read_text(encoding="utf-8").splitlines() == [
+        ",".join([*RESULT_COLUMNS, "Note", *RESOLVED_COLUMNS])
+    ]
 
 
 def test_unreadable_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -273,7 +290,9 @@ def test_xlsx_input_gives_the_same_results_as_csv(live, tmp_path: Path) -> None:
     sheet = book.active
     sheet.append(["course_id", "user_login_name", "course_session_ids", "Note"])
     for course, login, sessions, note in rows:
-        sheet.append([int(course), login, sessions, note])
+        sheet.append([course, login, sessions, note])
+    # A numeric course code Excel holds as a number: the cell reads 101.0.
+    sheet.append([101.0, "james.lee@contoso.com", "", ""])
     book.save(tmp_path / "hires.xlsx")
     out = tmp_path / "x.csv"
     result = invoke(
@@ -288,7 +307,10 @@ def test_xlsx_input_gives_the_same_results_as_csv(live, tmp_path: Path) -> None:
         "--no-progress",
     )
     assert result.exit_code == 1, result.output
-    assert [r["status"] for r in read_results(out)] == [want[0] for _, want in SHEET[:4]]
+    results = read_results(out)
+    assert [r["status"] for r in results] == [want[0] for _, want in SHEET[:4]] + ["enrolled"]
+    assert results[-1]["course_id"] == "101"
+    assert results[-1]["course_title"] == "Information Security Basics"
 
 
 def test_an_unreachable_host_is_said_once_and_nothing_is_sent(tmp_path: Path) -> None:
@@ -318,7 +340,7 @@ def test_an_unreachable_host_is_said_once_and_nothing_is_sent(tmp_path: Path) ->
 
 
 def test_region_outranks_the_base_url_environment_variable(tmp_path: Path) -> None:
-    sheet = write_sheet(tmp_path / "s.csv", [("abc", "x@contoso.com", "", "")])
+    sheet = write_sheet(tmp_path / "s.csv", [("#N/A", "x@contoso.com", "", "")])
     both = invoke(
         "run", str(sheet), "--region", "uk", "--base-url", "https://a.example", "--api-key", "k"
     )

@@ -13,16 +13,13 @@ from click.testing import CliRunner, Result
 from batch_enroll.cli import main
 from tests.conftest import FULL_KEY, SAMPLE_DATA
 
-FRIDAY = "51d954e5-3506-44c6-a102-91111fd2fc55"
-FULL = "00576084-32b5-4891-b238-1f6f849e82b4"
-
 ROWS = [
-    ["101", "liam.patel@contoso.com", ""],
-    ["103", "noah.kim@contoso.com", FULL],
-    ["103", "sofia.garcia@contoso.com", ""],
-    ["101", "liam.patel@contoso.com", ""],
-    ["abc", "x@contoso.com", ""],
-    ["999", "x@contoso.com", ""],
+    ["SAF-101", "liam.patel@contoso.com", ""],
+    ["FLT-201", "noah.kim@contoso.com", "Morning, Bergen"],
+    ["Forklift Safety Workshop", "sofia.garcia@contoso.com", ""],
+    ["SAF-101", "liam.patel@contoso.com", ""],
+    ["#N/A", "x@contoso.com", ""],
+    ["SAF-999", "x@contoso.com", ""],
 ]
 
 
@@ -65,9 +62,15 @@ def test_online_validation_applies_session_rules_and_sends_nothing(
     ]
     stats = httpx.get(f"{server.base_url}/_sim/stats").json()
     assert stats["by_route"]["enroll"] == 0
-    assert stats["by_route"]["course"] == 3  # once per distinct course
+    # Three distinct cells to look up: the course list once; then each course found, once.
+    assert stats["by_route"]["courses"] == 1
+    assert stats["by_route"]["course"] == 2
     assert "MaxAttendeesReached x1 (rows 3)" in result.output
     assert "what to do" in result.output
+    # The report ends with what each row became in LMS365.
+    assert got[1]["lms_course_id"] == "b885f275-273e-419c-9f53-dc399e6f2780"
+    assert got[1]["session_titles"] == "Morning, Bergen (2028-03-13 09:00)"
+    assert got[2]["course_title"] == "Forklift Safety Workshop"
 
 
 def test_offline_validation_needs_no_key(tmp_path: Path) -> None:
@@ -91,7 +94,7 @@ def test_offline_validation_needs_no_key(tmp_path: Path) -> None:
         "invalid": 1,
         "duplicate": 1,
     }
-    assert "Offline check only" in result.output
+    assert "Offline check only: finding the courses and sessions" in result.output
 
 
 def test_online_validation_without_a_key_says_how(tmp_path: Path) -> None:
@@ -103,4 +106,6 @@ def test_online_validation_without_a_key_says_how(tmp_path: Path) -> None:
 def test_sample_sheet_validates_offline_with_its_bad_rows(tmp_path: Path) -> None:
     result = invoke("validate", str(SAMPLE_DATA / "onboarding.xlsx"), "--offline", key=None)
     assert result.exit_code == 1
-    assert "InvalidCourseId" in result.output
+    assert "MissingLogin" in result.output
+    assert "Duplicate" not in result.output  # a duplicate needs no action
+    assert "duplicate  1" in result.output

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from batch_enroll.client import AuthFailure, LmsClient, odata_quote
+from batch_enroll.client import AuthFailure, LmsClient, canonical_login, odata_quote
 from batch_enroll.model import (
     ALREADY_ENROLLED,
     ENROLLED,
@@ -23,7 +23,9 @@ from batch_enroll.options import ConnectionOptions
 from batch_enroll.ratelimit import RateLimiter
 
 BASE = "https://tenant.example"
-ENROLL_URL = f"{BASE}/odata/v2/Courses(42)/Enroll"
+COURSE = "65c61b1a-04c1-46e6-9d6e-41576a0ce14f"
+OTHER_COURSE = "0f0e0d0c-0b0a-4909-8807-060504030201"
+ENROLL_URL = f"{BASE}/odata/v2/Courses({COURSE})/Enroll"
 ENROLLMENTS_URL = f"{BASE}/odata/v2/Enrollments"
 KEY = "sekrit-test-key-123"
 
@@ -44,8 +46,8 @@ class SpyLimiter(RateLimiter):
 
 def enrollment(**extra: Any) -> dict[str, Any]:
     body = {
-        "Id": 90211,
-        "CourseId": 42,
+        "Id": "9b7d6f3e-1111-4222-8333-444455556666",
+        "CourseId": COURSE.upper(),
         "UserLoginName": "i:0#.f|membership|kay@contoso.com",
         "RegistrationDate": "2026-11-27T10:15:02.123Z",
         "RegistrationStatus": "Active",
@@ -86,7 +88,7 @@ def make_client(router: respx.Router, limiter: SpyLimiter) -> Any:
     return make
 
 
-JOB = Job(index=0, row=2, course_id=42, login="kay@contoso.com", session_ids=("3f2b",))
+JOB = Job(index=0, row=2, course_id=COURSE, login="kay@contoso.com", session_ids=("3f2b",))
 
 
 async def test_429_then_500_then_201_enrolls_once(router, make_client, limiter) -> None:
@@ -103,7 +105,7 @@ async def test_429_then_500_then_201_enrolls_once(router, make_client, limiter) 
     assert result.attempts == 3
     assert result.http_status == 201
     assert result.registration_date == "2026-11-27T10:15:02.123Z"
-    assert result.enrollment_id == "90211"
+    assert result.enrollment_id == "9b7d6f3e-1111-4222-8333-444455556666"
     assert route.call_count == 3
     assert limiter.throttles == [0.0]
 
@@ -115,7 +117,7 @@ async def test_request_body_and_basic_auth(router, make_client) -> None:
             Job(
                 index=0,
                 row=2,
-                course_id=42,
+                course_id=COURSE,
                 login="kay@contoso.com",
                 session_ids=("a", "b"),
                 ignore_max_attendees=True,
@@ -135,7 +137,7 @@ async def test_request_body_and_basic_auth(router, make_client) -> None:
 async def test_sessions_are_left_out_when_empty(router, make_client) -> None:
     route = router.post(ENROLL_URL).mock(return_value=httpx.Response(201, json=enrollment()))
     async with make_client() as client:
-        await client.enroll(Job(index=0, row=2, course_id=42, login="kay@contoso.com"))
+        await client.enroll(Job(index=0, row=2, course_id=COURSE, login="kay@contoso.com"))
     import json
 
     assert json.loads(route.calls.last.request.content) == {"userLoginName": "kay@contoso.com"}
@@ -232,7 +234,8 @@ async def test_timeout_asks_before_resending_and_finds_it_landed(router, make_cl
     assert result.enrollment_id == "55"
     assert post.call_count == 1
     flt = lookup.calls.last.request.url.params["$filter"]
-    assert flt == "CourseId eq 42 and UserLoginName eq 'kay@contoso.com'"
+    # The course GUID goes unquoted; the stored claims form is asked for first.
+    assert flt == f"CourseId eq {COURSE} and UserLoginName eq 'i:0#.f|membership|kay@contoso.com'"
 
 
 async def test_dropped_connection_not_landed_is_sent_again(router, make_client) -> None:
@@ -296,17 +299,17 @@ async def test_enrollments_lookup_follows_next_link(router, make_client) -> None
         )
     )
     async with make_client() as client:
-        found = await client.find_enrollments(42)
+        found = await client.find_enrollments(COURSE)
     assert [item["Id"] for item in found] == [1, 2, 3]
 
 
 async def test_unenroll_not_enrolled_is_reported(router, make_client) -> None:
-    router.post(f"{BASE}/odata/v2/Courses(42)/Unenroll").mock(
+    router.post(f"{BASE}/odata/v2/Courses({COURSE})/Unenroll").mock(
         return_value=httpx.Response(400, json=error("UserNotEnrolled"))
     )
     async with make_client() as client:
         result = await client.unenroll(
-            Job(index=0, row=2, course_id=42, login="kay@contoso.com", action=UNENROLL)
+            Job(index=0, row=2, course_id=COURSE, login="kay@contoso.com", action=UNENROLL)
         )
     assert result.status == UNENROLLED
     assert result.error_code == "UserNotEnrolled"
@@ -314,11 +317,11 @@ async def test_unenroll_not_enrolled_is_reported(router, make_client) -> None:
 
 
 async def test_get_course_404_is_none(router, make_client) -> None:
-    router.get(f"{BASE}/odata/v2/Courses(7)").mock(
+    router.get(f"{BASE}/odata/v2/Courses({OTHER_COURSE})").mock(
         return_value=httpx.Response(404, json=error("CourseNotFound"))
     )
     async with make_client() as client:
-        assert await client.get_course(7) is None
+        assert await client.get_course(OTHER_COURSE) is None
 
 
 def test_odata_quote_doubles_quotes() -> None:
@@ -335,7 +338,7 @@ async def test_a_relative_next_link_is_followed_from_its_page(router, make_clien
         )
     )
     async with make_client() as client:
-        found = await client.find_enrollments(42)
+        found = await client.find_enrollments(COURSE)
     assert [item["Id"] for item in found] == [1, 2]
 
 
@@ -349,7 +352,7 @@ async def test_a_next_link_loop_is_refused(router, make_client) -> None:
     )
     async with make_client() as client:
         with pytest.raises(CallFailed):
-            await client.find_enrollments(42)
+            await client.find_enrollments(COURSE)
 
 
 async def test_lookup_ignores_enrollments_a_server_should_have_filtered_out(
@@ -360,16 +363,16 @@ async def test_lookup_ignores_enrollments_a_server_should_have_filtered_out(
             200,
             json={
                 "value": [
-                    enrollment(Id=1, CourseId=7),
+                    enrollment(Id=1, CourseId=OTHER_COURSE),
                     enrollment(Id=2, UserLoginName="i:0#.f|membership|someone@contoso.com"),
-                    enrollment(Id=3, UserLoginName="KAY@contoso.com"),
+                    enrollment(Id=3, UserLoginName="I:0#.F|Membership|KAY@contoso.com"),
                 ]
             },
         )
     )
     async with make_client() as client:
-        found = await client.find_enrollments(42, "kay@contoso.com")
-        every = await client.find_enrollments(42)
+        found = await client.find_enrollments(COURSE, "kay@contoso.com")
+        every = await client.find_enrollments(COURSE)
     assert [item["Id"] for item in found] == [3]
     assert [item["Id"] for item in every] == [2, 3]
 
@@ -378,34 +381,22 @@ async def test_lookup_ignores_enrollments_a_server_should_have_filtered_out(
 # Tolerant reading: answers that stray from the contract, row by row
 # ---------------------------------------------------------------------------------------------
 
-GUID_COURSE = "65c61b1a-04c1-46e6-9d6e-41576a0ce14f"
-GUID_ENROLL_URL = f"{BASE}/odata/v2/Courses({GUID_COURSE})/Enroll"
-GUID_JOB = Job(
+V2_JOB = Job(
     index=3,
     row=5,
-    course_id=GUID_COURSE,  # type: ignore[arg-type]
+    course_id=COURSE,
     login="kay@contoso.com",
     session_ids=("3f2b9c1e-0000-4000-8000-000000000001",),
 )
-
-
-def v2_enrollment(**extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "Id": "9b7d6f3e-1111-4222-8333-444455556666",
-        "CourseId": GUID_COURSE,
-        "UserLoginName": "i:0#.f|membership|kay@contoso.com",
-        "RegistrationDate": "2026-11-27T10:15:02.1234567Z",
-        "RegistrationStatus": "Active",
-    }
-    body.update(extra)
-    return body
+#: LMS365 writes up to 7 fractional digits (.NET ticks).
+TICKS_DATE = "2026-11-27T10:15:02.1234567Z"
 
 
 async def test_an_unknown_code_fails_the_row_verbatim_without_retry(router, make_client) -> None:
     body = {"error": {"code": "EnrollmentFrozen", "message": "Enrollment is frozen until Jan 1."}}
-    route = router.post(GUID_ENROLL_URL).mock(return_value=httpx.Response(422, json=body))
+    route = router.post(ENROLL_URL).mock(return_value=httpx.Response(422, json=body))
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
+        result = await client.enroll(V2_JOB)
     assert route.call_count == 1
     assert result.status == FAILED
     assert (result.http_status, result.error_code, result.error_message) == (
@@ -419,100 +410,103 @@ async def test_an_unknown_code_fails_the_row_verbatim_without_retry(router, make
 
 async def test_a_400_saying_already_enrolled_is_already_enrolled(router, make_client) -> None:
     body = {"error": {"code": "BadRequest", "message": "User is already enrolled in the course."}}
-    router.post(GUID_ENROLL_URL).mock(return_value=httpx.Response(400, json=body))
+    router.post(ENROLL_URL).mock(return_value=httpx.Response(400, json=body))
     router.get(ENROLLMENTS_URL).mock(
-        return_value=httpx.Response(200, json={"value": [v2_enrollment()]})
+        return_value=httpx.Response(200, json={"value": [enrollment(RegistrationDate=TICKS_DATE)]})
     )
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
+        result = await client.enroll(V2_JOB)
     assert result.status == ALREADY_ENROLLED
     assert result.http_status == 400
     assert result.error_message == "User is already enrolled in the course."
     assert result.enrollment_id == "9b7d6f3e-1111-4222-8333-444455556666"
-    assert result.registration_date == "2026-11-27T10:15:02.1234567Z"
+    assert result.registration_date == TICKS_DATE
 
 
 async def test_already_enrolled_words_after_a_timeout_mean_our_attempt(router, make_client) -> None:
     body = {"error": {"code": "BadRequest", "message": "User is already enrolled."}}
-    post = router.post(GUID_ENROLL_URL).mock(
+    post = router.post(ENROLL_URL).mock(
         side_effect=[httpx.ReadTimeout("slow"), httpx.Response(400, json=body)]
     )
     router.get(ENROLLMENTS_URL).mock(
         side_effect=[
             httpx.Response(200, json={"value": []}),
             httpx.Response(200, json={"value": []}),
-            httpx.Response(200, json={"value": [v2_enrollment()]}),
+            httpx.Response(200, json={"value": [enrollment()]}),
         ]
     )
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
+        result = await client.enroll(V2_JOB)
     assert post.call_count == 2
     assert result.status == ENROLLED
     assert result.enrollment_id == "9b7d6f3e-1111-4222-8333-444455556666"
 
 
 async def test_a_waiting_list_answer_is_waitlisted(router, make_client) -> None:
-    route = router.post(GUID_ENROLL_URL).mock(
-        return_value=httpx.Response(201, json=v2_enrollment(RegistrationStatus="WaitingList"))
+    post = router.post(ENROLL_URL).mock(
+        return_value=httpx.Response(201, json=enrollment(RegistrationStatus="WaitingList"))
     )
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
-    assert route.call_count == 1
+        result = await client.enroll(V2_JOB)
+    assert post.call_count == 1
     assert result.status == WAITLISTED == "waitlisted"
     assert result.http_status == 201
     assert result.enrollment_id == "9b7d6f3e-1111-4222-8333-444455556666"
-    assert any("waiting list" in w for w in result.warnings)
+    assert "waiting list" in result.warnings[0]
+    assert post.calls.last.request.url.path == f"/odata/v2/Courses({COURSE})/Enroll"
 
 
 async def test_a_landed_attempt_found_on_the_waiting_list_is_waitlisted(
     router, make_client
 ) -> None:
-    router.post(GUID_ENROLL_URL).mock(side_effect=[httpx.ReadTimeout("slow")])
+    router.post(ENROLL_URL).mock(side_effect=[httpx.ReadTimeout("slow")])
     router.get(ENROLLMENTS_URL).mock(
         return_value=httpx.Response(
-            200, json={"value": [v2_enrollment(RegistrationStatus="WaitingList")]}
+            200, json={"value": [enrollment(RegistrationStatus="WaitingList")]}
         )
     )
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
+        result = await client.enroll(JOB)
     assert result.status == WAITLISTED
 
 
-async def test_the_5000_cap_fails_in_plain_words(router, make_client) -> None:
+async def test_the_5000_cap_is_a_final_failure_in_plain_words(router, make_client) -> None:
     body = {"error": {"code": "MaxEnrollmentsReached", "message": "Enrollment limit reached."}}
-    route = router.post(GUID_ENROLL_URL).mock(return_value=httpx.Response(400, json=body))
+    post = router.post(ENROLL_URL).mock(return_value=httpx.Response(400, json=body))
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
-    assert route.call_count == 1
-    assert result.status == FAILED
-    assert result.error_code == "MaxEnrollmentsReached"
+        result = await client.enroll(V2_JOB)
+    assert post.call_count == 1
+    assert (result.status, result.error_code, result.retryable) == (
+        FAILED,
+        "MaxEnrollmentsReached",
+        False,
+    )
     assert "5,000" in result.error_message
     assert "Enrollment limit reached." in result.error_message
-    assert not result.retryable
     assert result.warnings == []
 
 
 async def test_a_2xx_with_unknown_and_missing_fields_is_enrolled(router, make_client) -> None:
-    router.post(GUID_ENROLL_URL).mock(
+    router.post(ENROLL_URL).mock(
         return_value=httpx.Response(
             201, json={"Brand": "new", "Nested": {"deep": [1]}, "RegistrationStatus": None}
         )
     )
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
+        result = await client.enroll(V2_JOB)
     assert result.status == ENROLLED
     assert (result.registration_date, result.enrollment_id, result.warnings) == ("", "", [])
 
 
 async def test_a_201_without_a_body_is_enrolled(router, make_client) -> None:
-    router.post(GUID_ENROLL_URL).mock(return_value=httpx.Response(201))
+    router.post(ENROLL_URL).mock(return_value=httpx.Response(201))
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
+        result = await client.enroll(V2_JOB)
     assert result.status == ENROLLED
 
 
 async def test_a_proxy_page_is_checked_before_anything_is_resent(router, make_client) -> None:
-    post = router.post(GUID_ENROLL_URL).mock(
+    post = router.post(ENROLL_URL).mock(
         return_value=httpx.Response(
             200, content=b"<html>Sign in</html>", headers={"Content-Type": "text/html"}
         )
@@ -524,7 +518,7 @@ async def test_a_proxy_page_is_checked_before_anything_is_resent(router, make_cl
         )
     )
     async with make_client() as client:
-        result = await client.enroll(GUID_JOB)
+        result = await client.enroll(V2_JOB)
     assert post.call_count == 1
     assert result.status == FAILED
     assert result.retryable
@@ -538,14 +532,33 @@ async def test_enrollments_with_missing_fields_are_read(router, make_client) -> 
         )
     )
     async with make_client() as client:
-        found = await client.find_enrollments(GUID_COURSE, "kay@contoso.com")  # type: ignore[arg-type]
+        found = await client.find_enrollments(COURSE, "kay@contoso.com")
     assert found == [{"UserLoginName": "i:0#.f|membership|kay@contoso.com"}, {}]
 
 
 async def test_a_read_is_never_taken_for_a_waiting_list(router, make_client) -> None:
-    odd = {"Id": GUID_COURSE, "RegistrationStatus": "WaitingList"}
-    router.get(f"{BASE}/odata/v2/Courses({GUID_COURSE})").mock(
+    odd = {"Id": COURSE, "RegistrationStatus": "WaitingList"}
+    router.get(f"{BASE}/odata/v2/Courses({COURSE})").mock(
         return_value=httpx.Response(200, json=odd)
     )
     async with make_client() as client:
-        assert await client.get_course(GUID_COURSE) == odd  # type: ignore[arg-type]
+        assert await client.get_course(COURSE) == odd
+
+
+async def test_course_pages_select_count_and_filter(router, make_client) -> None:
+    route = router.get(f"{BASE}/odata/v2/Courses").mock(
+        return_value=httpx.Response(200, json={"value": [{"Id": COURSE}], "@odata.count": 1})
+    )
+    async with make_client() as client:
+        found = await client.find_courses("CourseID eq 'SAF-101' or Title eq 'SAF-101'")
+    params = route.calls.last.request.url.params
+    assert params["$select"] == "Id,CourseID,Title"
+    assert params["$filter"] == "CourseID eq 'SAF-101' or Title eq 'SAF-101'"
+    assert found == [{"Id": COURSE}]
+
+
+def test_canonical_login_lowers_only_the_claims_prefix() -> None:
+    assert canonical_login("I:0#.F|Membership|Kay@Contoso.com") == (
+        "i:0#.f|membership|Kay@Contoso.com"
+    )
+    assert canonical_login(" kay@contoso.com ") == "kay@contoso.com"

@@ -17,7 +17,20 @@ from tests.conftest import FULL_KEY, SAMPLE_CATALOG
 CATALOG: Catalog = load_catalog(SAMPLE_CATALOG)
 
 courses = st.sampled_from(
-    ["101", "102", "103", "104", "105", "106", "999", "abc", "", "42.0", "=1+1"]
+    [
+        "SAF-101",
+        "workplace safety basics",
+        "101.0",
+        "FLT-201",
+        "CUS-300",
+        "{C5505FEC-6BEA-4400-8961-ED16F3B27CA6}",
+        "XLS-200",
+        "DEV-100",
+        "SAF-999",
+        "",
+        "#N/A",
+        "=1+1",
+    ]
 )
 logins = st.sampled_from(
     [
@@ -28,16 +41,19 @@ logins = st.sampled_from(
         "kay smith@contoso.com",
         "",
         "#N/A",
-        "5002",
+        "bea8e523-eadb-4441-a38e-8073a99db125",
     ]
 )
 sessions = st.sampled_from(
     [
         "",
-        "51d954e5-3506-44c6-a102-91111fd2fc55",
-        "00576084-32b5-4891-b238-1f6f849e82b4",
-        "a87d8e8b-b92e-4665-8dec-025ad37b1711; 94e36beb-5db6-4b05-9b48-74064eccc27a",
-        "not-a-guid",
+        "592dbabc-4fcb-4c80-8095-50b6e2a5cc99",
+        "Morning, Bergen",
+        "2028-03-06 13:00",
+        "2028-03-06",
+        "Part 1: Listening; Part 2: Difficult calls",
+        "Full series",
+        "not a session",
     ]
 )
 # Any printable text, with the characters that trouble CSV; NUL bytes are refused by design.

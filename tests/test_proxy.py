@@ -7,7 +7,7 @@ import pytest
 from batch_enroll.proxy import ProxyConfigError, ProxySettings, proxy_for, redact_url
 from batch_enroll.redact import forget_secrets, scrub
 
-API = "https://api.365.systems/odata/v2/Courses(1)"
+API = "https://api.365.systems/odata/v2/Courses(65c61b1a-04c1-46e6-9d6e-41576a0ce14f)"
 
 
 def chosen(url: str, proxy: str | None = None, **env: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import ssl
@@ -20,9 +19,14 @@ from batch_enroll.proxy import ProxySettings
 from batch_enroll.ratelimit import RateLimiter
 from batch_enroll.simulator import Simulator, SimulatorServer
 from batch_enroll.transport import ProxyRouter, make_transport, proxied_transport, which_proxy
-from tests.conftest import FULL_KEY, SAMPLE_CATALOG
+from tests.conftest import FULL_KEY
 from tests.proxy_server import ProxyServer, dead_port
 from tests.tls_server import serve_tls
+
+# Three courses of the sample tenant, by GUID: SAF-101, ONB-100 and the one coded 101.
+SAF = "ac661ba6-a93b-4efe-ae1e-a7dec2d0bdcb"
+ONB = "2eeca7f8-a911-4be1-8c39-394be12ad34a"
+INFO = "445d6460-c016-44d5-9469-b339fd383a89"
 
 pytestmark = pytest.mark.anyio
 
@@ -37,11 +41,6 @@ def transport(
 
 
 KINDS = ["aiohttp", "httpx"]
-
-
-#: The sample catalog's courses, by GUID, as version 2 of the API names them.
-COURSES = [course["Id"] for course in json.loads(SAMPLE_CATALOG.read_text("utf-8"))["courses"]]
-COURSE = COURSES[0]
 
 
 def client(base_url: str, transport: httpx.AsyncBaseTransport) -> LmsClient:
@@ -64,12 +63,12 @@ async def test_plain_http_is_forwarded_by_the_proxy(
             url = proxy.url_with_credentials(*auth) if auth else proxy.url
             settings = ProxySettings(env={"HTTP_PROXY": url})
             async with client(f"http://127.0.0.1:{port}", transport(kind, settings, True)) as lms:
-                course = await lms.get_course(COURSE)
-                await lms.find_enrollments(COURSE)
+                course = await lms.get_course(SAF)
+                await lms.find_enrollments(SAF)
     assert course is not None
     assert len(proxy.stats.requests) == 2
     assert proxy.stats.requests[0].startswith(
-        f"GET http://127.0.0.1:{port}/odata/v2/Courses({COURSE})"
+        f"GET http://127.0.0.1:{port}/odata/v2/Courses({SAF})"
     )
     assert proxy.stats.refused == 0
     assert app.stats.requests_total == 2
@@ -90,7 +89,7 @@ async def test_https_goes_through_a_connect_tunnel_with_proxy_auth(
             trusted = ssl.create_default_context(cafile=str(cert))
             proxied = transport(kind, settings, trusted)
             async with client(f"https://127.0.0.1:{port}", proxied) as lms:
-                for course_id in COURSES[:3]:
+                for course_id in (SAF, ONB, INFO):
                     await lms.get_course(course_id)
     assert proxy.stats.tunnels  # at least one CONNECT, and nothing went around it
     assert set(proxy.stats.tunnels) == {f"127.0.0.1:{port}"}
@@ -110,7 +109,7 @@ async def test_refused_proxy_credentials_stop_at_once(
         url = f"{scheme}://127.0.0.1:{server.port}"
         async with client(url, transport(kind, settings, True)) as lms:
             with pytest.raises(AuthFailure) as caught:
-                await lms.get_course(COURSE)
+                await lms.get_course(SAF)
     assert caught.value.outcome.http_status == 407
     assert "--proxy http://user:password@host:port" in str(caught.value)
     assert "wrong1" not in str(caught.value)
@@ -123,7 +122,7 @@ async def test_no_proxy_sends_a_host_direct(sim_app: Callable[..., Simulator]) -
     with SimulatorServer(app) as server, ProxyServer() as proxy:
         settings = ProxySettings(env={"HTTP_PROXY": proxy.url, "NO_PROXY": "127.0.0.1"})
         async with client(server.base_url, transport("aiohttp", settings, True)) as lms:
-            assert await lms.get_course(COURSE) is not None
+            assert await lms.get_course(SAF) is not None
     assert proxy.stats.requests == []
     assert app.stats.requests_total == 1
 

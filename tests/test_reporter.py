@@ -8,7 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batch_enroll.model import ENROLLED, FAILED, RESULT_COLUMNS, RowResult
+from batch_enroll.model import (
+    ENROLLED,
+    FAILED,
+    RESOLVED_COLUMNS,
+    RESULT_COLUMNS,
+    WAITLISTED,
+    RowResult,
+)
 from batch_enroll.reporter import (
     exit_code_for,
     neutralise,
@@ -16,8 +23,10 @@ from batch_enroll.reporter import (
     results_frame,
     safe_cells,
     safe_header,
+    summarise,
     write_csv,
 )
+from batch_enroll.resolve import CourseInfo, describe
 from batch_enroll.validator import check_offline
 
 
@@ -50,7 +59,7 @@ def test_results_keep_input_order_columns_and_extras(tmp_path: Path) -> None:
     frame = checked(
         [
             {"course_id": "1", "user_login_name": "a@contoso.com", "status": "x", "Dept": "=HR"},
-            {"course_id": "zz", "user_login_name": "b@contoso.com", "status": "y", "Dept": "IT"},
+            {"course_id": "#N/A", "user_login_name": "b@contoso.com", "status": "y", "Dept": "IT"},
             {"course_id": "2", "user_login_name": "c@contoso.com", "status": "z", "Dept": "Ops"},
         ]
     )
@@ -60,7 +69,7 @@ def test_results_keep_input_order_columns_and_extras(tmp_path: Path) -> None:
     write_csv(out, path)
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == [*RESULT_COLUMNS, "input_status", "Dept"]
+    assert list(rows[0]) == [*RESULT_COLUMNS, "input_status", "Dept", *RESOLVED_COLUMNS]
     assert [(r["row"], r["status"]) for r in rows] == [
         ("2", "enrolled"),
         ("3", "invalid"),
@@ -72,7 +81,7 @@ def test_results_keep_input_order_columns_and_extras(tmp_path: Path) -> None:
 
 
 def test_an_earlier_outcome_wins_over_a_new_verdict_on_resume() -> None:
-    frame = checked([{"course_id": "0", "user_login_name": "a@contoso.com"}])
+    frame = checked([{"course_id": "", "user_login_name": "a@contoso.com"}])
     assert frame.at[0, "status"] == "invalid"
     out = results_frame(frame, extra_columns=(), results={0: RowResult(0, ENROLLED, 201)})
     assert out.at[0, "status"] == ENROLLED
@@ -92,7 +101,9 @@ def test_header_only_results_are_just_the_header(tmp_path: Path) -> None:
     )
     path = tmp_path / "r.csv"
     write_csv(results_frame(frame, extra_columns=("Note",), results={}), path)
-    assert path.read_text(encoding="utf-8").splitlines() == [",".join([*RESULT_COLUMNS, "Note"])]
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        ",".join([*RESULT_COLUMNS, "Note", *RESOLVED_COLUMNS])
+    ]
 
 
 @pytest.mark.parametrize(
@@ -100,6 +111,7 @@ def test_header_only_results_are_just_the_header(tmp_path: Path) -> None:
     [
         ({ENROLLED: 3, "already_enrolled": 1, "duplicate": 2}, 0),
         ({ENROLLED: 3, "skipped_enrolled": 4, "unenrolled": 1}, 0),
+        ({WAITLISTED: 2}, 0),
         ({ENROLLED: 3, "invalid": 1}, 1),
         ({ENROLLED: 3, FAILED: 1}, 1),
         ({"not_attempted": 1}, 1),
@@ -108,6 +120,72 @@ def test_header_only_results_are_just_the_header(tmp_path: Path) -> None:
 )
 def test_exit_codes(counts: dict[str, int], code: int) -> None:
     assert exit_code_for(counts) == code
+
+
+SAF = "65c61b1a-04c1-46e6-9d6e-41576a0ce14f"
+MORNING = "3f2b9c1e-0000-4000-8000-000000000001"
+
+
+def resolved_frame() -> pd.DataFrame:
+    frame = checked(
+        [
+            {"course_id": "{" + SAF.upper() + "}", "user_login_name": "a@contoso.com"},
+            {"course_id": "SAF-101", "user_login_name": "b@contoso.com"},
+            {"course_id": "101.0", "user_login_name": "c@contoso.com"},
+        ]
+    )
+    # What resolving found: rows 2 and 3 name the same course, row 4 none.
+    frame.loc[1, "_course"] = SAF
+    frame.loc[[0, 1], "_sessions"] = MORNING
+    frame.loc[2, ["status", "error_code"]] = ["invalid", "CourseNotFound"]
+    info = CourseInfo(
+        SAF,
+        True,
+        metadata={
+            "Title": "Safety 101",
+            "CourseSessions": [
+                {"Id": MORNING, "Title": "Morning, Oslo", "StartDateLocal": "2026-12-01T09:00:00"}
+            ],
+        },
+    )
+    return describe(frame, {SAF: info})
+
+
+def test_results_show_the_cell_as_written_and_what_it_became() -> None:
+    frame = resolved_frame()
+    frame["resolved_login_name"] = "i:0#.f|membership|a@contoso.com"
+    out = results_frame(frame, extra_columns=(), results={})
+    assert list(out.columns) == [*RESULT_COLUMNS, "resolved_login_name", *RESOLVED_COLUMNS]
+    assert out["course_id"].tolist() == [SAF, "SAF-101", "101"]
+    assert out["course_session_ids"].tolist() == [MORNING, MORNING, ""]
+    assert out["lms_course_id"].tolist() == [SAF, SAF, ""]
+    assert out["course_title"].tolist() == ["Safety 101", "Safety 101", ""]
+    assert out.at[0, "session_titles"] == "Morning, Oslo (2026-12-01 09:00)"
+
+
+def test_summary_counts_by_the_course_rows_resolved_to() -> None:
+    out = results_frame(
+        resolved_frame(), extra_columns=(), results={0: RowResult(0, WAITLISTED, 201)}
+    )
+    summary = summarise(
+        out,
+        command="run",
+        input_path="in.csv",
+        input_sha256="0",
+        output="out.csv",
+        started_at="",
+        finished_at="",
+        elapsed=1.0,
+        exit_code=1,
+    )
+    assert summary.by_course[SAF] == {
+        "title": "Safety 101",
+        "written_as": sorted(["SAF-101", SAF]),
+        "counts": {WAITLISTED: 1, "not_attempted": 1},
+    }
+    assert summary.by_course["101"]["counts"] == {"invalid": 1}
+    assert summary.counts[WAITLISTED] == 1
+    assert any("waiting list" in note for note in summary.notes)
 
 
 def test_header_cells_are_neutralised_like_every_other_cell(tmp_path: Path) -> None:
@@ -129,9 +207,10 @@ def test_header_cells_are_neutralised_like_every_other_cell(tmp_path: Path) -> N
     write_csv(out, path)
     with path.open(newline="", encoding="utf-8") as handle:
         header, first = list(csv.reader(handle))
-    assert header[-4:] == ["'=Notes", "'@Manager", "'-Cost", "Plain"]
-    assert first[-4:] == ["'=1+1", "x", "'-3", "'+44"]
-    assert safe_header(out)[-4:] == header[-4:]
+    extra = slice(len(RESULT_COLUMNS), len(RESULT_COLUMNS) + 4)
+    assert header[extra] == ["'=Notes", "'@Manager", "'-Cost", "Plain"]
+    assert first[extra] == ["'=1+1", "x", "'-3", "'+44"]
+    assert safe_header(out) == header
 
 
 def test_a_lone_formula_header_is_neutralised_too(tmp_path: Path) -> None:

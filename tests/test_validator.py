@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from batch_enroll.model import DUPLICATE, INVALID, OK, UNENROLL, WARNING
-from batch_enroll.validator import CourseInfo, check_offline, check_sessions, jobs_from
+from batch_enroll.resolve import CourseInfo
+from batch_enroll.validator import check_offline, check_sessions, jobs_from
 
 S1 = "11111111-1111-1111-1111-111111111111"
 S2 = "22222222-2222-2222-2222-222222222222"
@@ -18,6 +19,11 @@ CLOSED = "44444444-4444-4444-4444-444444444444"
 PAST = "55555555-5555-5555-5555-555555555555"
 OTHER = "99999999-9999-9999-9999-999999999999"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def cid(number: int) -> str:
+    """Return the GUID test course ``number`` has."""
+    return f"c0000000-0000-4000-8000-{number:012d}"
 
 
 def sheet(*rows: dict[str, str], extra: dict[str, list[str]] | None = None) -> pd.DataFrame:
@@ -37,17 +43,18 @@ def session(sid: str, **extra: Any) -> dict[str, Any]:
         "Title": f"Session {sid[:4]}",
         "StartDate": "2026-12-01T09:00:00Z",
         "EndDate": "2026-12-01T12:00:00Z",
-        "RegistrationDeadline": "2026-11-30T00:00:00Z",
+        "EnrollmentDeadline": "2026-11-30T00:00:00Z",
         "MaxAttendees": 20,
-        "AttendeesCount": 3,
+        "TakenSeatsCount": 3,
     }
     record.update(extra)
     return record
 
 
-def course(cid: int, kind: str, mode: str | None = None, **extra: Any) -> CourseInfo:
+def course(number: int, kind: str, mode: str | None = None, **extra: Any) -> CourseInfo:
     metadata: dict[str, Any] = {
-        "Id": cid,
+        "Id": cid(number),
+        "Title": f"Course {number}",
         "CourseType": kind,
         "CourseSessionEnrollmentType": mode,
         "IsPublished": True,
@@ -56,35 +63,50 @@ def course(cid: int, kind: str, mode: str | None = None, **extra: Any) -> Course
         "CourseSessions": [
             session(S1),
             session(S2),
-            session(FULL, MaxAttendees=5, AttendeesCount=5),
-            session(CLOSED, RegistrationDeadline="2026-11-26T00:00:00Z"),
+            session(FULL, MaxAttendees=5, TakenSeatsCount=5),
+            session(CLOSED, EnrollmentDeadline="2026-11-26T00:00:00Z"),
             session(PAST, StartDate="2026-11-01T09:00:00Z", EndDate="2026-11-01T12:00:00Z"),
         ]
         if kind in ("ClassRoom", "Webinar")
         else [],
     }
     metadata.update(extra)
-    return CourseInfo(cid, True, metadata=metadata)
+    return CourseInfo(cid(number), True, metadata=metadata)
 
 
+GROUP = "66666666-6666-6666-6666-666666666666"
+PLACEHOLDERS = {"StartDate": "1753-01-01T00:00:00Z", "EndDate": "9999-12-31T23:59:59.997Z"}
 COURSES = {
-    1: course(1, "ELearning"),
-    2: course(2, "TrainingPlan"),
-    3: course(3, "ClassRoom", "EnrollToSingle"),
-    4: course(4, "Webinar", "EnrollToMultiple"),
-    5: course(5, "ClassRoom", "EnrollToAll"),
-    6: course(6, "ELearning", IsDeleted=True),
-    7: course(7, "ELearning", IsEnded=True),
-    8: course(8, "ELearning", IsPublished=False),
-    404: CourseInfo(404, False),
+    info.course_id: info
+    for info in (
+        course(1, "ELearning"),
+        course(2, "TrainingPlan"),
+        course(3, "ClassRoom", "EnrollToSingle"),
+        course(4, "Webinar", "EnrollToMultiple"),
+        course(5, "ClassRoom", "EnrollToAll"),
+        course(6, "ELearning", IsDeleted=True),
+        course(7, "ELearning", IsEnded=True),
+        course(8, "ELearning", IsPublished=False),
+        course(10, "ClassRoom", "EnrollToSingle", IsEnrollmentWithoutSessionsAllowed=False),
+        course(11, "ClassRoom", "EnrollToSingle", WaitingListEnabled=True),
+        course(12, "ClassRoom", "EnrollToAll", EnrollmentDeadline="2026-11-20T00:00:00Z"),
+        course(13, "ClassRoom", "EnrollToAll", MaxAttendees=3),
+        course(14, "ClassRoom", "EnrollToAll", MaxAttendees=3, WaitingListEnabled=True),
+        course(15, "ClassRoom", "EnrollToMultiple", MaxAttendees=0),
+        CourseInfo(cid(404), False),
+    )
 }
+# A session group: placeholder dates, no seat limit, and members that name it.
+COURSES[cid(15)].metadata["CourseSessions"].append(  # type: ignore[index]
+    session(GROUP, Title="Both days", IsGroup=True, MaxAttendees=None, **PLACEHOLDERS)
+)
 
 
-def verdict(course_id: int, sessions: str = "", *, require: bool = False, **cells: str):
+def verdict(number: int, sessions: str = "", *, require: bool = False, **cells: str):
     frame = check_offline(
         sheet(
             {
-                "course_id": str(course_id),
+                "course_id": cid(number),
                 "user_login_name": "kay@contoso.com",
                 "course_session_ids": sessions,
                 **cells,
@@ -98,7 +120,7 @@ def verdict(course_id: int, sessions: str = "", *, require: bool = False, **cell
 
 # One case per line of the contract's session-rule table.
 @pytest.mark.parametrize(
-    ("course_id", "sessions", "expected"),
+    ("number", "sessions", "expected"),
     [
         pytest.param(1, "", (OK, ""), id="elearning-none-enrolled"),
         pytest.param(2, "", (OK, ""), id="trainingplan-none-enrolled"),
@@ -110,7 +132,7 @@ def verdict(course_id: int, sessions: str = "", *, require: bool = False, **cell
         pytest.param(4, "", (WARNING, ""), id="multiple-none-warns"),
         pytest.param(4, f"{S1};{S2}", (OK, ""), id="multiple-several"),
         pytest.param(5, "", (OK, ""), id="all-none-enrolled-in-all"),
-        pytest.param(5, S1, (WARNING, ""), id="all-one-warns"),
+        pytest.param(5, S1, (INVALID, "TooManySessions"), id="all-some-fails"),
         pytest.param(3, OTHER, (INVALID, "InvalidCourseSession"), id="ilt-foreign-session"),
         pytest.param(4, CLOSED, (INVALID, "SessionClosed"), id="ilt-deadline-passed"),
         pytest.param(4, PAST, (INVALID, "SessionClosed"), id="ilt-session-ended"),
@@ -119,10 +141,18 @@ def verdict(course_id: int, sessions: str = "", *, require: bool = False, **cell
         pytest.param(7, "", (INVALID, "CourseNotAvailable"), id="ended-course"),
         pytest.param(8, "", (INVALID, "CourseNotAvailable"), id="unpublished-course"),
         pytest.param(404, "", (INVALID, "CourseNotFound"), id="unknown-course"),
+        pytest.param(10, "", (INVALID, "SessionRequired"), id="sessions-required-none"),
+        pytest.param(10, S1, (OK, ""), id="sessions-required-one"),
+        pytest.param(11, FULL, (WARNING, ""), id="full-with-waiting-list"),
+        pytest.param(12, "", (INVALID, "SessionClosed"), id="all-course-deadline-passed"),
+        pytest.param(13, "", (INVALID, "MaxAttendeesReached"), id="all-course-full"),
+        pytest.param(14, "", (WARNING, ""), id="all-course-full-waiting-list"),
+        pytest.param(15, GROUP, (OK, ""), id="group-placeholders-never-ended"),
+        pytest.param(15, "", (WARNING, ""), id="course-limit-zero-is-no-limit"),
     ],
 )
-def test_session_rule_table(course_id: int, sessions: str, expected: tuple[str, str]) -> None:
-    status, code, _ = verdict(course_id, sessions)
+def test_session_rule_table(number: int, sessions: str, expected: tuple[str, str]) -> None:
+    status, code, _ = verdict(number, sessions)
     assert (status, code) == expected
 
 
@@ -136,31 +166,72 @@ def test_require_session_makes_a_missing_session_invalid() -> None:
     assert verdict(5, "", require=True)[:2] == (OK, "")
 
 
+def test_a_group_is_full_when_one_of_its_open_sessions_is() -> None:
+    courses = dict(COURSES)
+    info = course(16, "ClassRoom", "EnrollToMultiple")
+    member = {"GroupId": GROUP}
+    info.metadata["CourseSessions"] = [  # type: ignore[index]
+        session(GROUP, Title="Both days", IsGroup=True, MaxAttendees=None, **PLACEHOLDERS),
+        session(S1, **member),
+        session(FULL, MaxAttendees=5, TakenSeatsCount=5, **member),
+    ]
+    courses[cid(16)] = info
+    frame = check_offline(
+        sheet(
+            {
+                "course_id": cid(16),
+                "user_login_name": "kay@contoso.com",
+                "course_session_ids": GROUP,
+            }
+        )
+    )
+    check_sessions(frame, courses, now=NOW)
+    assert (frame.at[0, "status"], frame.at[0, "error_code"]) == (INVALID, "MaxAttendeesReached")
+
+
+def test_a_full_session_with_a_waiting_list_says_so() -> None:
+    assert "waiting list" in verdict(11, FULL)[2]
+
+
+def test_an_all_sessions_course_is_as_full_as_its_busiest_session() -> None:
+    # Course 13 allows 3; its sessions hold 3, 3, 5, 3 and 3: full.
+    assert verdict(13, "")[:2] == (INVALID, "MaxAttendeesReached")
+    courses = dict(COURSES)
+    roomy = course(13, "ClassRoom", "EnrollToAll", MaxAttendees=30)
+    courses[cid(13)] = roomy
+    frame = check_offline(sheet({"course_id": cid(13), "user_login_name": "kay@contoso.com"}))
+    check_sessions(frame, courses, now=NOW)
+    assert frame.at[0, "status"] == OK
+
+
 def test_missing_session_warning_explains_the_email() -> None:
     assert "e-mail" in verdict(4, "")[2]
 
 
 @pytest.mark.parametrize(
     ("cell", "code"),
-    [
-        ("", "MissingCourseId"),
-        ("abc", "InvalidCourseId"),
-        ("0", "InvalidCourseId"),
-        ("-3", "InvalidCourseId"),
-        ("4.5", "InvalidCourseId"),
-        ("#N/A", "InvalidCourseId"),
-        ("99999999999", "InvalidCourseId"),
-    ],
+    [("", "MissingCourseId"), ("#N/A", "InvalidCourseId"), ("#REF!", "InvalidCourseId")],
 )
-def test_bad_course_ids(cell: str, code: str) -> None:
+def test_bad_course_cells(cell: str, code: str) -> None:
     frame = check_offline(sheet({"course_id": cell, "user_login_name": "kay@contoso.com"}))
     assert (frame.at[0, "status"], frame.at[0, "error_code"]) == (INVALID, code)
 
 
-def test_course_id_stored_as_float_is_accepted() -> None:
-    frame = check_offline(sheet({"course_id": "42.0", "user_login_name": "kay@contoso.com"}))
+@pytest.mark.parametrize(
+    ("cell", "key", "guid"),
+    [
+        ("42.0", "42", ""),
+        ("SAF-101", "SAF-101", ""),
+        ("Workplace Safety Basics", "Workplace Safety Basics", ""),
+        ("{" + cid(3).upper() + "}", cid(3), cid(3)),
+        ("-3", "-3", ""),
+    ],
+)
+def test_any_course_cell_is_a_guid_or_something_to_look_up(cell: str, key: str, guid: str) -> None:
+    frame = check_offline(sheet({"course_id": cell, "user_login_name": "kay@contoso.com"}))
     assert frame.at[0, "status"] == OK
-    assert frame.at[0, "_course"] == 42
+    assert frame.at[0, "_course_key"] == key
+    assert frame.at[0, "_course"] == guid
 
 
 @pytest.mark.parametrize(
@@ -169,12 +240,13 @@ def test_course_id_stored_as_float_is_accepted() -> None:
         "kay@contoso.com",
         "Kay.Smith@contoso.onmicrosoft.com",
         "i:0#.f|membership|kay@contoso.com",
+        "I:0#.F|Membership|Kay@Contoso.com",
         "HR-Team",
         "1234",
     ],
 )
 def test_good_logins(login: str) -> None:
-    frame = check_offline(sheet({"course_id": "1", "user_login_name": login}))
+    frame = check_offline(sheet({"course_id": cid(1), "user_login_name": login}))
     assert frame.at[0, "status"] == OK
 
 
@@ -190,43 +262,54 @@ def test_good_logins(login: str) -> None:
     ],
 )
 def test_bad_logins(login: str, code: str) -> None:
-    frame = check_offline(sheet({"course_id": "1", "user_login_name": login}))
+    frame = check_offline(sheet({"course_id": cid(1), "user_login_name": login}))
     assert (frame.at[0, "status"], frame.at[0, "error_code"]) == (INVALID, code)
 
 
 def test_session_cells_split_on_any_separator_and_normalise() -> None:
     cell = f"{{{S1.upper()}}} , {S2}|{S1}"
     frame = check_offline(
-        sheet({"course_id": "4", "user_login_name": "a@b.co", "course_session_ids": cell})
+        sheet({"course_id": cid(4), "user_login_name": "a@b.co", "course_session_ids": cell})
     )
     assert frame.at[0, "status"] == OK
     assert frame.at[0, "_sessions"] == f"{S1};{S2}"
 
 
-def test_malformed_session_names_the_bad_token() -> None:
+def test_a_session_cell_with_names_is_left_for_matching() -> None:
     frame = check_offline(
-        sheet({"course_id": "4", "user_login_name": "a@b.co", "course_session_ids": f"{S1};nope"})
+        sheet(
+            {"course_id": cid(4), "user_login_name": "a@b.co", "course_session_ids": f"{S1};nope"}
+        )
+    )
+    assert frame.at[0, "status"] == OK
+    assert frame.at[0, "_sessions"] == ""
+    assert frame.at[0, "_session_cell"] == f"{S1};nope"
+
+
+def test_an_excel_error_in_the_sessions_cell_is_invalid() -> None:
+    frame = check_offline(
+        sheet({"course_id": cid(4), "user_login_name": "a@b.co", "course_session_ids": "#VALUE!"})
     )
     assert frame.at[0, "error_code"] == "InvalidSessionId"
-    assert '"nope"' in frame.at[0, "error_message"]
+    assert "#VALUE!" in frame.at[0, "error_message"]
 
 
 def test_exact_repeat_is_duplicate_of_the_first_row() -> None:
     frame = check_offline(
         sheet(
             {
-                "course_id": "4",
+                "course_id": cid(4),
                 "user_login_name": "kay@contoso.com",
                 "course_session_ids": f"{S1};{S2}",
             },
-            {"course_id": "1", "user_login_name": "kay@contoso.com"},
+            {"course_id": cid(1), "user_login_name": "kay@contoso.com"},
             {
-                "course_id": "4",
+                "course_id": cid(4),
                 "user_login_name": "KAY@contoso.com",
                 "course_session_ids": f"{S2};{S1}",
             },
             {
-                "course_id": "4",
+                "course_id": cid(4),
                 "user_login_name": "i:0#.f|membership|kay@contoso.com",
                 "course_session_ids": f"{S1},{S2}",
             },
@@ -239,8 +322,8 @@ def test_exact_repeat_is_duplicate_of_the_first_row() -> None:
 def test_same_user_other_session_of_single_course_is_invalid() -> None:
     frame = check_offline(
         sheet(
-            {"course_id": "3", "user_login_name": "kay@contoso.com", "course_session_ids": S1},
-            {"course_id": "3", "user_login_name": "kay@contoso.com", "course_session_ids": S2},
+            {"course_id": cid(3), "user_login_name": "kay@contoso.com", "course_session_ids": S1},
+            {"course_id": cid(3), "user_login_name": "kay@contoso.com", "course_session_ids": S2},
         )
     )
     check_sessions(frame, COURSES, now=NOW)
@@ -251,14 +334,14 @@ def test_same_user_other_session_of_single_course_is_invalid() -> None:
 
 def test_seats_shortage_warns_rows_beyond_capacity() -> None:
     info = course(9, "ClassRoom", "EnrollToMultiple")
-    info.metadata["CourseSessions"][0]["AttendeesCount"] = 19  # type: ignore[index]
+    info.metadata["CourseSessions"][0]["TakenSeatsCount"] = 19  # type: ignore[index]
     frame = check_offline(
         sheet(
-            {"course_id": "9", "user_login_name": "a@contoso.com", "course_session_ids": S1},
-            {"course_id": "9", "user_login_name": "b@contoso.com", "course_session_ids": S1},
+            {"course_id": cid(9), "user_login_name": "a@contoso.com", "course_session_ids": S1},
+            {"course_id": cid(9), "user_login_name": "b@contoso.com", "course_session_ids": S1},
         )
     )
-    check_sessions(frame, {9: info}, now=NOW)
+    check_sessions(frame, {cid(9): info}, now=NOW)
     assert frame["status"].tolist() == [OK, WARNING]
     assert "1 free seats" in frame.at[1, "warnings"]
 
@@ -266,9 +349,9 @@ def test_seats_shortage_warns_rows_beyond_capacity() -> None:
 def test_unknown_course_invalidates_all_its_rows() -> None:
     frame = check_offline(
         sheet(
-            {"course_id": "404", "user_login_name": "a@contoso.com"},
-            {"course_id": "404", "user_login_name": "b@contoso.com"},
-            {"course_id": "1", "user_login_name": "b@contoso.com"},
+            {"course_id": cid(404), "user_login_name": "a@contoso.com"},
+            {"course_id": cid(404), "user_login_name": "b@contoso.com"},
+            {"course_id": cid(1), "user_login_name": "b@contoso.com"},
         )
     )
     check_sessions(frame, COURSES, now=NOW)
@@ -279,7 +362,7 @@ def test_jobs_only_for_sendable_rows() -> None:
     frame = check_offline(
         sheet(
             {
-                "course_id": "4",
+                "course_id": cid(4),
                 "user_login_name": "a@contoso.com",
                 "course_session_ids": S1,
                 "action": "",
@@ -292,7 +375,7 @@ def test_jobs_only_for_sendable_rows() -> None:
                 "ignore_max_attendees": "",
             },
             {
-                "course_id": "1",
+                "course_id": cid(1),
                 "user_login_name": "c@contoso.com",
                 "action": "Unenroll",
                 "ignore_max_attendees": "1",
@@ -302,7 +385,7 @@ def test_jobs_only_for_sendable_rows() -> None:
     check_sessions(frame, COURSES, now=NOW)
     jobs = jobs_from(frame)
     assert [(j.index, j.row, j.course_id, j.session_ids, j.action) for j in jobs] == [
-        (0, 2, 4, (S1,), "enroll"),
-        (2, 4, 1, (), UNENROLL),
+        (0, 2, cid(4), (S1,), "enroll"),
+        (2, 4, cid(1), (), UNENROLL),
     ]
     assert jobs[1].ignore_max_attendees is True
