@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import httpx
@@ -20,6 +20,7 @@ from batch_enroll.classifier import (
     classify_exception,
     classify_response,
     is_full,
+    keeps_waiting_list,
     parse_lms_time,
     parse_retry_after,
     seat_limit,
@@ -334,6 +335,14 @@ def test_dates_with_0_to_7_fractional_digits(text: str, expected: datetime) -> N
     assert parse_lms_time(text) == expected
 
 
+def test_a_date_keeps_the_offset_it_was_written_with() -> None:
+    when = parse_lms_time("2026-12-01T09:00:00.1234567+01:00")
+    assert when is not None
+    assert when.utcoffset() == timedelta(hours=1)
+    assert (when.hour, when.minute) == (9, 0)  # a session's local start stays its wall clock
+    assert when == datetime(2026, 12, 1, 8, 0, 0, 123456, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     "value", [None, "", "soon", "2021-13-01T00:00:00Z", "2021-09-23T11:31:07.12345678Z", 17]
 )
@@ -361,6 +370,23 @@ def test_missing_seat_fields_mean_unknown_or_no_limit(
     assert seat_limit(session) == limit
     assert seats_taken(session) == taken
     assert is_full(session) is full
+
+
+@pytest.mark.parametrize(
+    ("course", "keeps"),
+    [
+        ({"WaitingListEnabled": True}, True),
+        ({"WaitingListEnabled": False}, False),
+        ({"WaitingListEnabled": None}, False),
+        ({"WaitingListEnabled": "true"}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_only_a_course_that_says_so_keeps_a_waiting_list(
+    course: dict[str, object] | None, keeps: bool
+) -> None:
+    assert keeps_waiting_list(course) is keeps
 
 
 def test_seats_the_sheet_adds_can_fill_a_session() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -204,6 +205,21 @@ def test_a_day_with_two_sessions_is_ambiguous_and_names_them() -> None:
 def test_local_start_is_not_the_utc_start() -> None:
     # 08:00 is Morning's UTC start; in Oslo it starts at 09:00.
     assert match_sessions("2026-12-01 08:00", SESSIONS).error_code == SESSION_NOT_FOUND
+
+
+def test_a_local_start_with_an_offset_reads_as_its_wall_clock() -> None:
+    session = {
+        "Id": "66666666-6666-4666-8666-666666666666",
+        "StartDate": "2026-12-01T08:00:00.1234567Z",
+        "StartDateLocal": "2026-12-01T09:00:00.1234567+01:00",
+    }
+    assert session_local_start(session) == datetime(2026, 12, 1, 9, 0, 0, 123456)
+    assert match_sessions("2026-12-01 09:00", [session]).ids == (session["Id"],)
+
+
+def test_without_a_local_start_the_utc_start_is_used() -> None:
+    session = {"Id": "77777777-7777-4777-8777-777777777777", "StartDate": "2026-12-01T08:00Z"}
+    assert session_local_start(session) == datetime(2026, 12, 1, 8, 0)
 
 
 def test_an_unknown_session_name_lists_the_course_sessions() -> None:
