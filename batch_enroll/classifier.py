@@ -30,6 +30,8 @@ from typing import Any, Final
 
 import httpx
 
+from batch_enroll.ids import parse_guid
+
 # ---------------------------------------------------------------------------------------------
 # The assumptions, by name
 # ---------------------------------------------------------------------------------------------
@@ -451,7 +453,6 @@ USER_FIELDS: Final = (
     FieldRule("Email", TEXT, assumption="users-filter", used_for="matches the e-mail"),
 )
 
-_GUID_RE = re.compile(r"\{?[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\}?")
 _DATE_RE = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(:\d{2})?)"
     r"(\.(?P<fraction>\d{1,7}))?(?P<zone>Z|[+-]\d{2}:?\d{2})?",
@@ -487,7 +488,7 @@ def value_problem(rule: FieldRule, value: Any) -> str:
         return "" if rule.nullable else "is null"
     kind = rule.kind
     if kind == GUID:
-        ok = isinstance(value, str) and _GUID_RE.fullmatch(value) is not None
+        ok = isinstance(value, str) and parse_guid(value) is not None
         return "" if ok else f"is {value!r}, not a GUID"
     if kind == BOOL:
         return "" if isinstance(value, bool) else f"is {value!r}, not true or false"
