@@ -50,6 +50,7 @@ __all__ = [
     "validate_summary",
     "write_csv",
     "write_summary_json",
+    "write_xlsx",
 ]
 
 SUMMARY_SCHEMA_VERSION = 2
@@ -522,3 +523,84 @@ def write_summary_json(summary: Summary, path: Path) -> None:
     """Write the summary JSON for schedulers, atomically: a reader never sees half of it."""
     with atomic_open(path) as handle:
         handle.write(json.dumps(summary.to_json(), indent=2) + "\n")
+
+
+#: Fill colours of the status cells in the .xlsx results: green done, amber look, red act.
+STATUS_FILLS: dict[str, str] = {
+    "enrolled": "C6EFCE",
+    "unenrolled": "C6EFCE",
+    "already_enrolled": "DDEBF7",
+    "skipped_enrolled": "DDEBF7",
+    "ok": "C6EFCE",
+    "warning": "FFEB9C",
+    "duplicate": "FFEB9C",
+    "not_attempted": "FFEB9C",
+    "invalid": "FFC7CE",
+    "failed": "FFC7CE",
+}
+
+
+def write_xlsx(frame: pd.DataFrame, path: Path) -> None:
+    """Write a results or report sheet as .xlsx: header frozen, autofilter, status coloured.
+
+    Cells are neutralised as in the CSV, and every cell but the row number is
+    written as text, so no cell of the input ever becomes a formula.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Results")
+    columns = [str(c) for c in frame.columns]
+    sheet.freeze_panes = "A2"
+    last = get_column_letter(max(len(columns), 1))
+    sheet.auto_filter.ref = f"A1:{last}{len(frame) + 1}"
+    widths = [min(max(len(c), 8) + 2, 60) for c in columns]
+    cells = {
+        c: (
+            frame[c].tolist()
+            if c == "row"
+            else neutralise(frame[c].astype(object).where(frame[c].notna(), "")).tolist()
+        )
+        for c in frame.columns
+    }
+    for i, c in enumerate(frame.columns):
+        if c != "row":
+            longest = max((len(str(v)) for v in cells[c][:1000]), default=0)
+            widths[i] = min(max(widths[i], longest + 2), 60)
+    for i, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = width
+    bold = Font(bold=True)
+    header = []
+    for name in columns:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    fills = {s: PatternFill("solid", start_color=c, end_color=c) for s, c in STATUS_FILLS.items()}
+    status_at = columns.index("status") if "status" in columns else -1
+    for values in zip(*(cells[c] for c in frame.columns), strict=True):
+        out: list[Any] = []
+        for i, value in enumerate(values):
+            if columns[i] == "row":
+                out.append(int(value))
+                continue
+            cell = WriteOnlyCell(sheet, value=str(value))
+            cell.data_type = "s"  # text, never a formula
+            if i == status_at and str(value) in fills:
+                cell.fill = fills[str(value)]
+            out.append(cell)
+        sheet.append(out)
+    # Write beside the target and rename, so a crash never leaves half a workbook.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        book.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

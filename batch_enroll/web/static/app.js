@@ -1,0 +1,428 @@
+// The page of batch-enroll serve. Every cell of a sheet is put into the page as text
+// (textContent), never as HTML, so no sheet can run script or change the page.
+"use strict";
+
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const maxMb = parseFloat(document.querySelector('meta[name="max-upload-mb"]').content);
+  const $ = (id) => document.getElementById(id);
+  const TONE = {
+    ok: "s-good", enrolled: "s-good", unenrolled: "s-good",
+    already_enrolled: "s-info", skipped_enrolled: "s-info", waitlisted: "s-info",
+    warning: "s-warn", not_attempted: "s-warn",
+    duplicate: "s-grey",
+    invalid: "s-bad", failed: "s-bad",
+  };
+  const LABEL = {
+    ok: "ready to send", warning: "ready, with a warning", invalid: "to fix",
+    duplicate: "repeated row, not sent", enrolled: "enrolled", unenrolled: "unenrolled",
+    already_enrolled: "were enrolled already", skipped_enrolled: "skipped, enrolled already",
+    waitlisted: "on the waiting list", failed: "refused by LMS365", not_attempted: "not sent",
+  };
+  const PROBLEMS = new Set(["invalid", "failed", "warning", "not_attempted", "duplicate"]);
+  const ROW_LIMIT = 2000;
+  let checked = null;   // the answer of POST /api/uploads
+  let runId = null;
+  let pollTimer = null;
+
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    if (props) {
+      for (const [k, v] of Object.entries(props)) {
+        if (k === "text") node.textContent = v;
+        else if (k === "className") node.className = v;
+        else node.setAttribute(k, v);
+      }
+    }
+    for (const child of children || []) node.append(child);
+    return node;
+  }
+
+  function showError(message) {
+    const box = $("alert");
+    box.textContent = message;
+    box.hidden = !message;
+    if (message) box.scrollIntoView({ block: "nearest" });
+  }
+
+  async function api(method, url, body) {
+    const init = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
+    if (body !== undefined) init.body = body;
+    const response = await fetch(url, init);
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : {}; } catch (e) { data = null; }
+    if (!response.ok) {
+      if (response.status === 401) { window.location.assign("/login"); }
+      const message = data && data.error ? data.error : `the server answered ${response.status}`;
+      throw new Error(message);
+    }
+    if (data === null) throw new Error("the server sent an answer this page cannot read");
+    return data;
+  }
+
+  function pill(status) {
+    return el("span", { className: `pill ${TONE[status] || "s-grey"}`, text: status });
+  }
+
+  function renderCounts(box, counts, order) {
+    box.replaceChildren();
+    const keys = order || Object.keys(counts);
+    for (const status of keys) {
+      const n = counts[status] || 0;
+      if (!n && !["ok", "invalid", "enrolled", "failed"].includes(status)) continue;
+      box.append(el("div", { className: `count ${TONE[status] || "s-grey"}`, "data-status": status }, [
+        el("b", { text: String(n) }),
+        el("span", { text: `${status} · ${LABEL[status] || status}` }),
+      ]));
+    }
+  }
+
+  // -- 1. upload and check --------------------------------------------------------------
+
+  async function upload(file) {
+    showError("");
+    if (file.size > maxMb * 1024 * 1024) {
+      showError(`${file.name}: the file is larger than the ${maxMb} MB this server accepts`);
+      return;
+    }
+    $("checking-file").textContent = file.name;
+    $("checking").hidden = false;
+    $("checked-card").hidden = true;
+    const form = new FormData();
+    form.append("file", file, file.name);
+    try {
+      const answer = await api("POST", "/api/uploads", form);
+      sessionStorage.setItem("upload", answer.id);
+      sessionStorage.removeItem("run");
+      hideRun();
+      showChecked(answer);
+    } catch (err) {
+      showError(err.message);
+    } finally {
+      $("checking").hidden = true;
+      $("file").value = "";
+    }
+  }
+
+  function showChecked(answer) {
+    checked = answer;
+    $("checked-file").textContent = answer.file;
+    const rows = answer.rows.length;
+    const s = answer.summary || {};
+    const notes = [`${rows} row${rows === 1 ? "" : "s"} checked`];
+    if (s.stopped_because) notes.push(s.stopped_because);
+    for (const note of s.notes || []) notes.push(note);
+    $("checked-note").textContent = notes.join(" · ");
+    renderCounts($("check-counts"), answer.counts, ["ok", "warning", "invalid", "duplicate"]);
+    const n = answer.plan.rows;
+    const button = $("enroll");
+    button.textContent = `Enroll ${n} row${n === 1 ? "" : "s"}`;
+    button.disabled = n === 0;
+    $("checked-card").hidden = false;
+    renderRows();
+  }
+
+  function problemOf(row) {
+    const code = row.error_code;
+    const known = code && checked.advice[code];
+    if (!code && row.warnings) return { text: row.warnings, detail: "", todo: "" };
+    if (!code) return { text: "", detail: "", todo: "" };
+    const text = known && known.meaning ? known.meaning : row.error_message;
+    const detail = known && row.error_message && row.error_message !== text ? row.error_message : "";
+    return { text, detail, todo: known ? known.todo : "" };
+  }
+
+  function renderRows() {
+    const table = $("rows");
+    const columns = [
+      ["row", "Row", "num"], ["status", "Status", ""], ["course_id", "Course", "mono"],
+      ["user_login_name", "Login", ""], ["course_session_ids", "Sessions", "mono"],
+      ["_problem", "Problem", "problem"], ["_todo", "What to do", "todo"],
+    ];
+    for (const name of checked.sheet_columns) columns.push([name, name, "sheet"]);
+    const head = el("tr", null, columns.map(([, label, cls]) => el("th", { className: cls, text: label })));
+    table.tHead.replaceChildren(head);
+
+    let rows = checked.rows;
+    if ($("only-problems").checked) rows = rows.filter((r) => PROBLEMS.has(r.status));
+    const grouped = $("group-course").checked;
+    if (grouped) {
+      rows = rows.slice().sort((a, b) => String(a.course_id).localeCompare(String(b.course_id), undefined, { numeric: true }) || a.row - b.row);
+    }
+    const shown = rows.slice(0, ROW_LIMIT);
+    const body = document.createElement("tbody");
+    let course = null;
+    for (const row of shown) {
+      if (grouped && row.course_id !== course) {
+        course = row.course_id;
+        const inCourse = rows.filter((r) => r.course_id === course);
+        const bad = inCourse.filter((r) => r.status === "invalid").length;
+        const title = `Course ${course || "(empty)"} · ${inCourse.length} row${inCourse.length === 1 ? "" : "s"}` +
+          (bad ? ` · ${bad} to fix` : "");
+        body.append(el("tr", { className: "group" }, [el("td", { colspan: String(columns.length), text: title })]));
+      }
+      const problem = problemOf(row);
+      const cells = columns.map(([name, , cls]) => {
+        if (name === "status") return el("td", null, [pill(row.status)]);
+        if (name === "_problem") {
+          const td = el("td", { className: cls, text: problem.text });
+          if (problem.detail) td.append(el("span", { className: "detail", text: problem.detail }));
+          return td;
+        }
+        if (name === "_todo") return el("td", { className: cls, text: problem.todo });
+        return el("td", { className: cls, text: String(row[name] ?? "") });
+      });
+      body.append(el("tr", { "data-status": row.status }, cells));
+    }
+    table.replaceChild(body, table.tBodies[0]);
+    const total = checked.rows.length;
+    $("shown").textContent = rows.length > ROW_LIMIT
+      ? `showing the first ${ROW_LIMIT} of ${rows.length} rows`
+      : `showing ${rows.length} of ${total} rows`;
+  }
+
+  // -- 2. enroll ------------------------------------------------------------------------
+
+  function confirmText(plan) {
+    const rows = `${plan.rows} row${plan.rows === 1 ? "" : "s"}`;
+    const courses = `${plan.courses} course${plan.courses === 1 ? "" : "s"}`;
+    const un = plan.unenrollments
+      ? `, including ${plan.unenrollments} unenrollment${plan.unenrollments === 1 ? "" : "s"}`
+      : ", no unenrollments";
+    return `Send ${rows} to LMS365, in ${courses}${un}.`;
+  }
+
+  function askToEnroll() {
+    if (!checked || !checked.plan.rows) return;
+    $("confirm-text").textContent = confirmText(checked.plan);
+    $("confirm").showModal();
+  }
+
+  async function enroll() {
+    showError("");
+    try {
+      const answer = await api("POST", `/api/uploads/${checked.id}/run`);
+      attach(answer.run);
+    } catch (err) {
+      showError(err.message);
+    }
+  }
+
+  // -- 3. progress, stop, resume, summary -----------------------------------------------
+
+  function hideRun() {
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = null;
+    runId = null;
+    $("run-card").hidden = true;
+  }
+
+  function attach(id) {
+    runId = id;
+    sessionStorage.setItem("run", id);
+    $("run-card").hidden = false;
+    $("done").hidden = true;
+    poll();
+  }
+
+  async function poll() {
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = null;
+    const id = runId;
+    if (!id) return;
+    let run;
+    try {
+      run = await api("GET", `/api/runs/${id}`);
+    } catch (err) {
+      showError(err.message);
+      if (err.message === "no such run") { sessionStorage.removeItem("run"); hideRun(); return; }
+      pollTimer = setTimeout(poll, 2000);
+      return;
+    }
+    if (id !== runId) return;
+    showRun(run);
+    if (run.state === "running") pollTimer = setTimeout(poll, 500);
+    else loadHistory();
+  }
+
+  function showRun(run) {
+    const running = run.state === "running";
+    const share = run.total ? Math.round((100 * run.done) / run.total) : (running ? 0 : 100);
+    $("bar-fill").style.width = `${share}%`;
+    $("bar").setAttribute("aria-valuenow", String(share));
+    $("bar").className = `progress ${run.state}`;
+    $("run-done").textContent = String(run.done);
+    $("run-total").textContent = String(run.total);
+    $("run-rate").textContent = String(run.rate);
+    $("run-state").textContent = run.state;
+    $("run-heading").textContent = {
+      running: "Enrolling", done: "Done", stopped: "Stopped", failed: "Failed",
+    }[run.state] || run.state;
+    $("run-file").textContent = `${run.file} · started ${when(run.started_at)}`;
+    renderCounts($("run-counts"), run.counts);
+    $("run-error").textContent = run.error || "";
+    $("run-error").hidden = !run.error;
+    $("stop").hidden = !running;
+    $("resume").hidden = !run.resumable;
+    $("done").hidden = running;
+    if (!running) showSummary(run);
+  }
+
+  function showSummary(run) {
+    const links = run.downloads || {};
+    for (const [kind, id] of [["csv", "dl-csv"], ["xlsx", "dl-xlsx"]]) {
+      const a = $(id);
+      a.hidden = !links[kind];
+      if (links[kind]) a.href = links[kind];
+    }
+    const box = $("problems");
+    box.replaceChildren();
+    const errors = (run.summary && run.summary.errors) || {};
+    const codes = Object.keys(errors);
+    $("no-problems").hidden = codes.length > 0 || !run.summary;
+    for (const code of codes) {
+      const p = errors[code];
+      const more = p.count > p.rows.length ? " …" : "";
+      const card = el("div", { className: "problem-card", "data-code": code }, [
+        el("h4", null, [el("span", { text: code }), el("span", { className: "muted", text: `× ${p.count}` })]),
+        el("p", { text: p.meaning }),
+        el("p", { className: "rows-list", text: `rows ${p.rows.join(", ")}${more}` }),
+      ]);
+      if (p.advice) {
+        card.append(el("p", { className: "todo" }, [el("b", { text: "What to do: " }), document.createTextNode(p.advice)]));
+      }
+      box.append(card);
+    }
+  }
+
+  async function stopRun() {
+    if (!runId) return;
+    $("stop").disabled = true;
+    try {
+      await api("POST", `/api/runs/${runId}/stop`);
+      poll();
+    } catch (err) {
+      showError(err.message);
+    } finally {
+      $("stop").disabled = false;
+    }
+  }
+
+  async function resumeRun(id) {
+    showError("");
+    try {
+      const answer = await api("POST", `/api/runs/${id}/resume`);
+      attach(answer.run);
+      loadHistory();
+    } catch (err) {
+      showError(err.message);
+    }
+  }
+
+  // -- history --------------------------------------------------------------------------
+
+  function when(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  }
+
+  function outcome(counts) {
+    return Object.entries(counts || {}).filter(([, n]) => n).map(([s, n]) => `${n} ${s}`).join(" · ");
+  }
+
+  async function loadHistory() {
+    let answer;
+    try {
+      answer = await api("GET", "/api/runs");
+    } catch (err) {
+      showError(err.message);
+      return [];
+    }
+    const body = document.createElement("tbody");
+    for (const run of answer.runs) {
+      const links = el("td");
+      for (const [kind, label] of [["xlsx", ".xlsx"], ["csv", ".csv"]]) {
+        const href = run.downloads && run.downloads[kind];
+        if (href) links.append(el("a", { className: "button secondary", href, download: "", text: label }), " ");
+      }
+      const actions = el("td");
+      const view = el("button", { type: "button", className: "secondary", text: "Show" });
+      view.addEventListener("click", () => attach(run.run));
+      actions.append(view);
+      if (run.resumable) {
+        const resume = el("button", { type: "button", className: "primary", text: "Resume" });
+        resume.addEventListener("click", () => resumeRun(run.run));
+        actions.append(" ", resume);
+      }
+      body.append(el("tr", { "data-run": run.run }, [
+        el("td", { text: when(run.started_at) }),
+        el("td", { text: run.file }),
+        el("td", null, [pill(run.state)]),
+        el("td", { className: "num", text: String(run.total) }),
+        el("td", { text: outcome(run.counts) }),
+        links,
+        actions,
+      ]));
+    }
+    const table = $("history");
+    table.replaceChild(body, table.tBodies[0]);
+    table.hidden = answer.runs.length === 0;
+    $("history-empty").hidden = answer.runs.length > 0;
+    return answer.runs;
+  }
+
+  // -- wiring ---------------------------------------------------------------------------
+
+  function wire() {
+    const drop = $("drop");
+    $("file").addEventListener("change", (e) => { if (e.target.files.length) upload(e.target.files[0]); });
+    for (const name of ["dragenter", "dragover"]) {
+      drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.add("over"); });
+    }
+    for (const name of ["dragleave", "drop"]) {
+      drop.addEventListener(name, () => drop.classList.remove("over"));
+    }
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      if (e.dataTransfer && e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
+    });
+    $("only-problems").addEventListener("change", renderRows);
+    $("group-course").addEventListener("change", renderRows);
+    $("enroll").addEventListener("click", askToEnroll);
+    $("confirm").addEventListener("close", () => { if ($("confirm").returnValue === "go") enroll(); });
+    $("stop").addEventListener("click", stopRun);
+    $("resume").addEventListener("click", () => { if (runId) resumeRun(runId); });
+    $("new-sheet").addEventListener("click", () => {
+      sessionStorage.removeItem("run");
+      sessionStorage.removeItem("upload");
+      hideRun();
+      $("checked-card").hidden = true;
+      checked = null;
+      $("upload-card").scrollIntoView();
+    });
+    const signout = $("signout");
+    if (signout) {
+      signout.addEventListener("click", async () => {
+        await api("POST", "/api/logout");
+        window.location.assign("/login");
+      });
+    }
+  }
+
+  async function start() {
+    wire();
+    const runs = await loadHistory();
+    const live = runs.find((r) => r.state === "running");
+    const upload = sessionStorage.getItem("upload");
+    if (upload) {
+      try { showChecked(await api("GET", `/api/uploads/${upload}`)); } catch (err) { sessionStorage.removeItem("upload"); }
+    }
+    // The run lives on the server: a reload finds it again.
+    const id = live ? live.run : sessionStorage.getItem("run");
+    if (id) attach(id);
+  }
+
+  start();
+})();
