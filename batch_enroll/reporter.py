@@ -576,8 +576,9 @@ def write_xlsx(frame: pd.DataFrame, path: Path) -> None:
         sheet.column_dimensions[get_column_letter(i)].width = width
     bold = Font(bold=True)
     header = []
-    for name in columns:
+    for name in neutralise(pd.Series(columns, dtype=object)).tolist():
         cell = WriteOnlyCell(sheet, value=name)
+        cell.data_type = "s"  # a header cell is the input's own text too
         cell.font = bold
         header.append(cell)
     sheet.append(header)

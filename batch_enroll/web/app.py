@@ -452,7 +452,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     # The traceback goes to the server's log only: it may name paths and cells.
     log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(500, "something went wrong on the server; the details are in its log")
+    answer = _error(500, "something went wrong on the server; the details are in its log")
+    # This answer leaves outside the guard middleware: give it the same headers.
+    answer.headers.update(SECURITY_HEADERS)
+    return answer
 
 
 def create_app(config: WebConfig) -> Starlette:

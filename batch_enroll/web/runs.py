@@ -115,6 +115,8 @@ class _Live:
     stop: StopHandle
     thread: threading.Thread | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    locked: threading.Event = field(default_factory=threading.Event)
+    refused: bool = False
 
 
 def _tenant(options: RunOptions) -> str:
@@ -133,7 +135,7 @@ class RunManager:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._live: dict[str, _Live] = {}
-        self._tenant_lock = RunLock(data_dir / f"tenant-{_tenant(options)}")
+        self._tenant_path = data_dir / f"tenant-{_tenant(options)}"
         self._recover()
 
     # -- history ---------------------------------------------------------------------------
@@ -234,24 +236,26 @@ class RunManager:
                     f" {busy.record.done} of {busy.record.total} rows done): wait for it to"
                     " finish or stop it, then enroll again"
                 )
-            try:
-                self._tenant_lock.__enter__()
-            except JournalError:
+            live = _Live(record=record, stop=StopHandle())
+            self._live[record.id] = live
+            thread = threading.Thread(
+                target=self._work,
+                args=(live, input_path, resume),
+                name=f"batch-enroll-run-{record.id}",
+                daemon=True,
+            )
+            live.thread = thread
+            thread.start()
+            # The worker takes the tenant's lock itself (a file lock belongs to the
+            # thread that took it) and says here whether another server holds it.
+            live.locked.wait()
+            if live.refused:
+                self._live.pop(record.id, None)
                 raise RunBusy(
                     "another batch-enroll server using this data folder is running a batch for"
                     " this LMS365 tenant; wait for it to finish"
-                ) from None
-            live = _Live(record=record, stop=StopHandle())
-            self._live[record.id] = live
+                )
         self._save(record)
-        thread = threading.Thread(
-            target=self._work,
-            args=(live, input_path, resume),
-            name=f"batch-enroll-run-{record.id}",
-            daemon=True,
-        )
-        live.thread = thread
-        thread.start()
 
     def stop(self, run_id: str, *, now: bool = False) -> RunRecord | None:
         """Ask a live run to stop; answer its record (None: no such run)."""
@@ -286,6 +290,20 @@ class RunManager:
     # -- the worker ------------------------------------------------------------------------
 
     def _work(self, live: _Live, input_path: Path, resume: bool) -> None:
+        tenant = RunLock(self._tenant_path)
+        try:
+            tenant.__enter__()
+        except JournalError:
+            live.refused = True
+            live.locked.set()
+            return
+        live.locked.set()
+        try:
+            self._run(live, input_path, resume)
+        finally:
+            tenant.__exit__(None, None, None)
+
+    def _run(self, live: _Live, input_path: Path, resume: bool) -> None:
         record = live.record
         folder = self.folder(record.id)
         last_saved = [0.0]
@@ -326,8 +344,6 @@ class RunManager:
             self._save(record)
             with self._lock:
                 self._live.pop(record.id, None)
-                with contextlib.suppress(Exception):
-                    self._tenant_lock.__exit__(None, None, None)
 
 
 def _finish(record: RunRecord, summary: Summary, stop: StopHandle) -> None:
