@@ -120,6 +120,7 @@
     button.textContent = `Enroll ${n} row${n === 1 ? "" : "s"}`;
     button.disabled = n === 0;
     $("checked-card").hidden = false;
+    $("drop").classList.add("compact");
     renderRows();
   }
 
@@ -137,7 +138,7 @@
     const table = $("rows");
     const columns = [
       ["row", "Row", "num"], ["status", "Status", ""], ["course_id", "Course", "mono"],
-      ["user_login_name", "Login", ""], ["course_session_ids", "Sessions", "mono"],
+      ["user_login_name", "Login", ""], ["course_session_ids", "Sessions", "mono sessions"],
       ["_problem", "Problem", "problem"], ["_todo", "What to do", "todo"],
     ];
     for (const name of checked.sheet_columns) columns.push([name, name, "sheet"]);
@@ -171,6 +172,10 @@
           return td;
         }
         if (name === "_todo") return el("td", { className: cls, text: problem.todo });
+        if (name === "course_session_ids") {
+          const parts = String(row[name] || "").split(/(?<=[;|])/);
+          return el("td", { className: cls }, parts.map((part) => el("span", { text: part })));
+        }
         return el("td", { className: cls, text: String(row[name] ?? "") });
       });
       body.append(el("tr", { "data-status": row.status }, cells));
@@ -221,6 +226,8 @@
   function attach(id) {
     runId = id;
     sessionStorage.setItem("run", id);
+    $("checked-card").hidden = true;
+    $("drop").classList.add("compact");
     $("run-card").hidden = false;
     $("done").hidden = true;
     poll();
@@ -287,7 +294,7 @@
       const card = el("div", { className: "problem-card", "data-code": code }, [
         el("h4", null, [el("span", { text: code }), el("span", { className: "muted", text: `× ${p.count}` })]),
         el("p", { text: p.meaning }),
-        el("p", { className: "rows-list", text: `rows ${p.rows.join(", ")}${more}` }),
+        el("p", { className: "rows-list", text: `${p.count === 1 ? "row" : "rows"} ${p.rows.join(", ")}${more}` }),
       ]);
       if (p.advice) {
         card.append(el("p", { className: "todo" }, [el("b", { text: "What to do: " }), document.createTextNode(p.advice)]));
@@ -399,6 +406,7 @@
       sessionStorage.removeItem("upload");
       hideRun();
       $("checked-card").hidden = true;
+      $("drop").classList.remove("compact");
       checked = null;
       $("upload-card").scrollIntoView();
     });
