@@ -531,6 +531,7 @@ STATUS_FILLS: dict[str, str] = {
     "unenrolled": "C6EFCE",
     "already_enrolled": "DDEBF7",
     "skipped_enrolled": "DDEBF7",
+    "waitlisted": "DDEBF7",
     "ok": "C6EFCE",
     "warning": "FFEB9C",
     "duplicate": "FFEB9C",

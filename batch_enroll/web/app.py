@@ -106,6 +106,14 @@ class WebConfig:
     online_check: bool = True
 
 
+def _host_name(header: str) -> str:
+    """Return the name in a Host header without its port: ``[::1]:8366`` -> ``[::1]``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[: header.find("]") + 1]
+    return header.split(":", 1)[0]
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -144,10 +152,7 @@ class _Guard:
 
     def _refuse(self, request: Request) -> Response | None:
         config = self.config
-        host = (request.headers.get("host") or "").rsplit(":", 1)[0].lower()
-        if host.startswith("[") or host.count(":") > 1:
-            host = (request.headers.get("host") or "").lower()
-            host = host[: host.rfind("]") + 1] if "]" in host else host
+        host = _host_name(request.headers.get("host") or "")
         if config.allowed_hosts and host not in config.allowed_hosts:
             # A page on another site that rebinds its name to 127.0.0.1 lands here.
             return _error(400, f"this server does not answer to the host name {host!r}")
@@ -458,6 +463,10 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return answer
 
 
+async def _favicon(request: Request) -> Response:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 def create_app(config: WebConfig) -> Starlette:
     """Build the web app; runs left going by a dead server show as stopped (resumable)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -473,6 +482,7 @@ def create_app(config: WebConfig) -> Starlette:
 
     routes: list[Route | Mount] = [
         Route("/", api.index),
+        Route("/favicon.ico", _favicon),
         Route("/login", api.login_page, methods=["GET"]),
         Route("/login", api.login, methods=["POST"]),
         Route("/api/logout", api.logout, methods=["POST"]),
