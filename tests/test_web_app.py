@@ -219,7 +219,7 @@ def test_cells_come_back_as_data_never_as_markup_or_formulas(
 def test_a_run_reports_progress_summary_and_both_downloads(client: TestClient, lms: Lms) -> None:
     checked = upload(client, SAMPLE_XLSX).json()
     started = client.post(f"/api/uploads/{checked['id']}/run", headers=csrf(client))
-    assert started.status_code == 202
+    assert started.status_code == 200
     run_id = started.json()["run"]
     assert set(started.json()) == {"run"}
     done = wait_run(client, run_id)
@@ -293,7 +293,7 @@ def test_stop_then_resume_finishes_without_sending_twice(tmp_path: Path, slow_lm
         while not simulator.creations:
             pass
         stop = web.post(f"/api/runs/{run_id}/stop", headers=csrf(web))
-        assert stop.status_code == 202
+        assert stop.status_code == 200
         stopped = wait_run(web, run_id)
         assert stopped["state"] == "stopped"
         assert stopped["resumable"]
@@ -324,7 +324,7 @@ def test_history_survives_a_restart_and_an_interrupted_run_resumes(
             (run_id, "stopped", True)
         ]
         resumed = web.post(f"/api/runs/{run_id}/resume", headers=csrf(web))
-        assert resumed.status_code == 202, resumed.text
+        assert resumed.status_code == 200, resumed.text
         done = wait_run(web, run_id)
     assert done["state"] == "done"
     assert set(simulator.creations.values()) == {1}
@@ -469,3 +469,20 @@ def test_serve_starts_with_the_options_it_was_given(
     assert "http://0.0.0.0:9000" in result.output
     assert (tmp_path / "d" / "runs").is_dir()
     assert FULL_KEY not in result.output
+
+
+def test_the_confirmation_counts_rows_courses_and_unenrollments(
+    client: TestClient, tmp_path: Path
+) -> None:
+    sheet = tmp_path / "moves.csv"
+    sheet.write_text(
+        "course_id,user_login_name,action\n"
+        "101,liam.patel@contoso.com,enroll\n"
+        "102,sofia.garcia@contoso.com,unenroll\n"
+        "102,ava.thompson@contoso.com,\n"
+        "101,kay smith@contoso.com,enroll\n",
+        encoding="utf-8",
+    )
+    body = upload(client, sheet).json()
+    assert body["counts"]["invalid"] == 1
+    assert body["plan"] == {"rows": 3, "courses": 2, "unenrollments": 1}

@@ -215,6 +215,30 @@ def test_check_enroll_watch_and_download_in_a_browser(
     assert console == []
 
 
+def test_stop_and_resume_from_the_page(
+    browser: Any, page_url: tuple[str, Any], lms: tuple[Simulator, SimulatorServer]
+) -> None:
+    url, _app = page_url
+    browser.get(url)
+    browser.find_element(By.ID, "file").send_keys(str(SAMPLE_XLSX))
+    wait_for(browser, shown("checked-card"))
+    browser.find_element(By.ID, "enroll").click()
+    wait_for(browser, shown("confirm"))
+    browser.find_element(By.ID, "confirm-go").click()
+    wait_for(browser, lambda d: "enrolled" in counts_on_page(d, "run-counts"))
+    browser.find_element(By.ID, "stop").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "run-state").text == "stopped")
+    assert "not_attempted" in counts_on_page(browser, "run-counts")
+    assert "Resume" in browser.find_element(By.ID, "run-error").text
+    wait_for(browser, shown("resume"))
+    browser.find_element(By.ID, "resume").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "run-state").text == "done", 90)
+    counts = counts_on_page(browser, "run-counts")
+    assert "not_attempted" not in counts
+    assert set(lms[0].creations.values()) == {1}
+    assert sum(lms[0].creations.values()) == counts["enrolled"]
+
+
 def test_markup_in_cells_stays_text_in_the_browser(
     browser: Any, page_url: tuple[str, Any], tmp_path: Path
 ) -> None:

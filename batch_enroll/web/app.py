@@ -377,7 +377,7 @@ class _Api:
             )
         except RunBusy as exc:
             return _error(409, str(exc))
-        return JSONResponse({"run": record.id}, status_code=202)
+        return JSONResponse({"run": record.id})
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -419,7 +419,7 @@ class _Api:
         run_id = self._run_id(request)
         now = request.query_params.get("now", "") in ("1", "true", "yes")
         self.runs.stop(run_id, now=now)
-        return JSONResponse(self._run_json(run_id), status_code=202)
+        return JSONResponse(self._run_json(run_id))
 
     async def resume_run(self, request: Request) -> Response:
         run_id = self._run_id(request)
@@ -427,7 +427,7 @@ class _Api:
             self.runs.resume(run_id)
         except RunBusy as exc:
             return _error(409, str(exc))
-        return JSONResponse({"run": run_id}, status_code=202)
+        return JSONResponse({"run": run_id})
 
     async def download(self, request: Request) -> Response:
         run_id = self._run_id(request)

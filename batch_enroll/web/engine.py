@@ -231,5 +231,7 @@ def plan_for(input_path: str | Path, report: pd.DataFrame) -> Plan:
     checked = check_offline(load_sheet(input_path).frame)
     actions = checked["_action"].to_numpy(dtype=object)
     unenroll = int(sum(1 for a, s in zip(actions, sendable, strict=True) if s and a == UNENROLL))
-    courses = report.loc[sendable, "course_id"].astype(str).nunique()
+    # The course the cell resolved to, where the report names it, else the cell itself.
+    column = "lms_course_id" if "lms_course_id" in report.columns else "course_id"
+    courses = report.loc[sendable, column].astype(str).nunique()
     return Plan(rows=int(sendable.sum()), courses=int(courses), unenrollments=unenroll)

@@ -148,18 +148,21 @@
     let rows = checked.rows;
     if ($("only-problems").checked) rows = rows.filter((r) => PROBLEMS.has(r.status));
     const grouped = $("group-course").checked;
+    // Group by the course a cell resolved to where the check names it, else by the cell.
+    const courseOf = (r) => String(r.lms_course_id || r.course_id || "");
     if (grouped) {
-      rows = rows.slice().sort((a, b) => String(a.course_id).localeCompare(String(b.course_id), undefined, { numeric: true }) || a.row - b.row);
+      rows = rows.slice().sort((a, b) => courseOf(a).localeCompare(courseOf(b), undefined, { numeric: true }) || a.row - b.row);
     }
     const shown = rows.slice(0, ROW_LIMIT);
     const body = document.createElement("tbody");
     let course = null;
     for (const row of shown) {
-      if (grouped && row.course_id !== course) {
-        course = row.course_id;
-        const inCourse = rows.filter((r) => r.course_id === course);
+      if (grouped && courseOf(row) !== course) {
+        course = courseOf(row);
+        const inCourse = rows.filter((r) => courseOf(r) === course);
         const bad = inCourse.filter((r) => r.status === "invalid").length;
-        const title = `Course ${course || "(empty)"} · ${inCourse.length} row${inCourse.length === 1 ? "" : "s"}` +
+        const name = row.course_title ? `${row.course_id} · ${row.course_title}` : row.course_id;
+        const title = `Course ${name || "(empty)"} · ${inCourse.length} row${inCourse.length === 1 ? "" : "s"}` +
           (bad ? ` · ${bad} to fix` : "");
         body.append(el("tr", { className: "group" }, [el("td", { colspan: String(columns.length), text: title })]));
       }
