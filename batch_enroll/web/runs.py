@@ -353,8 +353,9 @@ def _finish(record: RunRecord, summary: Summary, stop: StopHandle) -> None:
         record.state, record.error = "failed", summary.stopped_because
     elif summary.exit_code == 130 or stop.control.requested:
         record.state = "stopped"
-        record.error = summary.stopped_because.replace(
-            "(finish with --resume)", "(Resume finishes it)"
+        reason = summary.stopped_because.replace("(finish with --resume)", "").strip(" ;")
+        record.error = (
+            f"{reason or 'stopped'}; Resume finishes the run without sending any row twice"
         )
     else:
         record.state = "done"

@@ -12,13 +12,18 @@
     warning: "s-warn", not_attempted: "s-warn",
     duplicate: "s-grey",
     invalid: "s-bad", failed: "s-bad",
+    running: "s-info", done: "s-good", stopped: "s-warn",
   };
   const LABEL = {
     ok: "ready to send", warning: "ready, with a warning", invalid: "to fix",
-    duplicate: "repeated row, not sent", enrolled: "enrolled", unenrolled: "unenrolled",
+    duplicate: "repeated row, not sent", enrolled: "done", unenrolled: "done",
     already_enrolled: "were enrolled already", skipped_enrolled: "skipped, enrolled already",
     waitlisted: "on the waiting list", failed: "refused by LMS365", not_attempted: "not sent",
   };
+  const RUN_ORDER = [
+    "enrolled", "already_enrolled", "skipped_enrolled", "waitlisted", "unenrolled",
+    "duplicate", "invalid", "failed", "not_attempted",
+  ];
   const PROBLEMS = new Set(["invalid", "failed", "warning", "not_attempted", "duplicate"]);
   const ROW_LIMIT = 2000;
   let checked = null;   // the answer of POST /api/uploads
@@ -73,7 +78,7 @@
       if (!n && !["ok", "invalid", "enrolled", "failed"].includes(status)) continue;
       box.append(el("div", { className: `count ${TONE[status] || "s-grey"}`, "data-status": status }, [
         el("b", { text: String(n) }),
-        el("span", { text: `${status} · ${LABEL[status] || status}` }),
+        el("span", { text: LABEL[status] && LABEL[status] !== status ? `${status} · ${LABEL[status]}` : status }),
       ]));
     }
   }
@@ -233,7 +238,7 @@
     $("drop").classList.add("compact");
     $("run-card").hidden = false;
     $("done").hidden = true;
-    poll();
+    poll().then(loadHistory);
   }
 
   async function poll() {
@@ -270,7 +275,8 @@
       running: "Enrolling", done: "Done", stopped: "Stopped", failed: "Failed",
     }[run.state] || run.state;
     $("run-file").textContent = `${run.file} · started ${when(run.started_at)}`;
-    renderCounts($("run-counts"), run.counts);
+    const order = RUN_ORDER.concat(Object.keys(run.counts).filter((s) => !RUN_ORDER.includes(s)));
+    renderCounts($("run-counts"), run.counts, order);
     $("run-error").textContent = run.error || "";
     $("run-error").hidden = !run.error;
     $("stop").hidden = !running;
