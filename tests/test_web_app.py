@@ -209,6 +209,8 @@ def test_cells_come_back_as_data_never_as_markup_or_formulas(
     assert "'" + HOSTILE[2] in texts
     assert "'" + HOSTILE[3] in texts
     assert "'=1+1" in texts
+    shown = client.get(f"/api/runs/{run}/rows").json()
+    assert set(HOSTILE) <= {value for row in shown["rows"] for value in row.values()}
     csv_text = client.get(f"/api/runs/{run}/results.csv").text
     assert "'" + HOSTILE[2].replace('"', '""') in csv_text
 
@@ -232,6 +234,11 @@ def test_a_run_reports_progress_summary_and_both_downloads(client: TestClient, l
 
     rows = list(csv.DictReader(io.StringIO(client.get(f"/api/runs/{run_id}/results.csv").text)))
     assert len(rows) == len(checked["rows"])
+    shown = client.get(f"/api/runs/{run_id}/rows").json()
+    assert [(r["row"], r["status"]) for r in shown["rows"]] == [
+        (int(r["row"]), r["status"]) for r in rows
+    ]
+    assert shown["sheet_columns"] == checked["sheet_columns"]
     failing = {r["error_code"] for r in rows if r["status"] in ("invalid", "failed")}
     assert set(done["summary"]["errors"]) == failing
     statuses: dict[str, int] = {}

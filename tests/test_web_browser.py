@@ -123,6 +123,7 @@ def screenshot(driver: Any, name: str) -> None:
     DOCS.mkdir(exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, min(max(int(height), 800), 1300))
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(DOCS / f"serve-{name}.png"))
     driver.set_window_size(1280, 900)
 
@@ -189,6 +190,10 @@ def test_check_enroll_watch_and_download_in_a_browser(
     ]
     assert codes
     wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#history tbody tr"))
+    wait_for(browser, shown("results-part"))
+    shown_rows = browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+    assert len(shown_rows) == expected.rows
+    browser.find_element(By.ID, "res-only-problems").click()
     screenshot(browser, "done")
 
     csv_link = browser.find_element(By.ID, "dl-csv").get_attribute("href")

@@ -13,7 +13,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import math
 import re
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -49,9 +47,11 @@ from batch_enroll.web.engine import LoadError, RunOptions
 from batch_enroll.web.runs import (
     RESULTS_CSV,
     RESULTS_XLSX,
+    ROWS_JSON,
     RunBusy,
     RunManager,
     as_public,
+    frame_rows,
     new_id,
     now_iso,
     valid_id,
@@ -183,21 +183,9 @@ class _Guard:
         return bool(offered) and hmac.compare_digest(offered.encode(), token.encode())
 
 
-def _cells(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Return a frame's rows as JSON objects, every cell text but the row number."""
-    rows: list[dict[str, Any]] = []
-    columns = [str(c) for c in frame.columns]
-    for values in frame.itertuples(index=False, name=None):
-        row: dict[str, Any] = {}
-        for name, value in zip(columns, values, strict=True):
-            if name == "row":
-                row[name] = int(value)
-            elif value is None or (isinstance(value, float) and math.isnan(value)):
-                row[name] = ""
-            else:
-                row[name] = str(value)
-        rows.append(row)
-    return rows
+def _advice() -> dict[str, dict[str, str]]:
+    """Return what each problem code means and what to do, as the page shows it."""
+    return {code: {"meaning": m, "todo": t} for code, (m, t) in EXPLANATIONS.items()}
 
 
 def _public_summary(summary: dict[str, Any], file: str) -> dict[str, Any]:
@@ -342,7 +330,7 @@ class _Api:
             "file": name,
             "uploaded_at": now_iso(),
             "counts": {k: int(v) for k, v in summary.counts.items()},
-            "rows": _cells(frame),
+            "rows": frame_rows(frame),
             "columns": report_columns,
             "sheet_columns": sheet_columns,
             "plan": {
@@ -351,7 +339,7 @@ class _Api:
                 "unenrollments": plan.unenrollments,
             },
             "summary": _public_summary(summary.to_json(), name),
-            "advice": {code: {"meaning": m, "todo": t} for code, (m, t) in EXPLANATIONS.items()},
+            "advice": _advice(),
         }
 
     def _upload_folder(self, request: Request) -> Path:
@@ -429,6 +417,24 @@ class _Api:
             return _error(409, str(exc))
         return JSONResponse({"run": run_id})
 
+    async def run_rows(self, request: Request) -> Response:
+        run_id = self._run_id(request)
+        record = self.runs.get(run_id)
+        path = self.runs.folder(run_id) / ROWS_JSON
+        if record is None or record.state == "running" or not path.is_file():
+            raise HTTPException(404, "no results to show yet")
+        rows: list[dict[str, Any]] = json.loads(path.read_text("utf-8"))
+        columns = list(rows[0]) if rows else list(RESULT_COLUMNS)
+        return JSONResponse(
+            {
+                "run": run_id,
+                "columns": columns,
+                "sheet_columns": [c for c in columns if c not in RESULT_COLUMNS],
+                "rows": rows,
+                "advice": _advice(),
+            }
+        )
+
     async def download(self, request: Request) -> Response:
         run_id = self._run_id(request)
         kind = request.path_params["kind"]
@@ -494,6 +500,7 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/api/runs/{run}", api.get_run),
         Route("/api/runs/{run}/stop", api.stop_run, methods=["POST"]),
         Route("/api/runs/{run}/resume", api.resume_run, methods=["POST"]),
+        Route("/api/runs/{run}/rows", api.run_rows),
         Route("/api/runs/{run}/results.{kind}", api.download),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import shutil
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from batch_enroll.reporter import write_xlsx
 from batch_enroll.web import engine
@@ -37,7 +40,7 @@ from batch_enroll.web.engine import (
     Summary,
 )
 
-__all__ = ["RUN_STATES", "RunBusy", "RunManager", "RunRecord", "new_id", "valid_id"]
+__all__ = ["RUN_STATES", "RunBusy", "RunManager", "RunRecord", "frame_rows", "new_id", "valid_id"]
 
 log = logging.getLogger("batch_enroll.web")
 
@@ -45,6 +48,8 @@ RUN_STATES = ("running", "done", "stopped", "failed")
 _ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
 RESULTS_CSV = "results.csv"
 RESULTS_XLSX = "results.xlsx"
+#: The results rows as the page shows them: cells as they are, not formula-neutralised.
+ROWS_JSON = "rows.json"
 SUMMARY_JSON = "summary.json"
 RECORD = "run.json"
 
@@ -331,7 +336,9 @@ class RunManager:
 
         try:
             summary = asyncio.run(go())
-            write_xlsx(engine.results_of(summary), folder / RESULTS_XLSX)
+            frame = engine.results_of(summary)
+            write_xlsx(frame, folder / RESULTS_XLSX)
+            (folder / ROWS_JSON).write_text(json.dumps(frame_rows(frame)), encoding="utf-8")
             _finish(record, summary, live.stop)
         except (LoadError, JournalError, ConfigError) as exc:
             record.state, record.error = "failed", _public(str(exc), input_path, record.file)
@@ -344,6 +351,23 @@ class RunManager:
             self._save(record)
             with self._lock:
                 self._live.pop(record.id, None)
+
+
+def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Return a frame's rows as JSON objects, every cell text but the row number."""
+    rows: list[dict[str, Any]] = []
+    columns = [str(c) for c in frame.columns]
+    for values in frame.itertuples(index=False, name=None):
+        row: dict[str, Any] = {}
+        for name, value in zip(columns, values, strict=True):
+            if name == "row":
+                row[name] = int(value)
+            elif value is None or (isinstance(value, float) and math.isnan(value)):
+                row[name] = ""
+            else:
+                row[name] = str(value)
+        rows.append(row)
+    return rows
 
 
 def _finish(record: RunRecord, summary: Summary, stop: StopHandle) -> None:

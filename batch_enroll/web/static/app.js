@@ -129,9 +129,9 @@
     renderRows();
   }
 
-  function problemOf(row) {
+  function problemOf(row, advice) {
     const code = row.error_code;
-    const known = code && checked.advice[code];
+    const known = code && advice[code];
     if (!code && row.warnings) return { text: row.warnings, detail: "", todo: "" };
     if (!code) return { text: "", detail: "", todo: "" };
     const text = known && known.meaning ? known.meaning : row.error_message;
@@ -139,39 +139,39 @@
     return { text, detail, todo: known ? known.todo : "" };
   }
 
-  function renderRows() {
-    const table = $("rows");
+  // One table for the checked sheet and for a run's results: the same columns, filters, groups.
+  function renderTable(view) {
+    const { table, data, onlyProblems, byCourse, shown } = view;
     const columns = [
       ["row", "Row", "num"], ["status", "Status", ""], ["course_id", "Course", "mono"],
       ["user_login_name", "Login", ""], ["course_session_ids", "Sessions", "mono sessions"],
       ["_problem", "Problem", "problem"], ["_todo", "What to do", "todo"],
     ];
-    for (const name of checked.sheet_columns) columns.push([name, name, "sheet"]);
+    for (const name of data.sheet_columns) columns.push([name, name, "sheet"]);
     const head = el("tr", null, columns.map(([, label, cls]) => el("th", { className: cls, text: label })));
     table.tHead.replaceChildren(head);
 
-    let rows = checked.rows;
-    if ($("only-problems").checked) rows = rows.filter((r) => PROBLEMS.has(r.status));
-    const grouped = $("group-course").checked;
+    let rows = data.rows;
+    if (onlyProblems.checked) rows = rows.filter((r) => PROBLEMS.has(r.status));
+    const grouped = byCourse.checked;
     // Group by the course a cell resolved to where the check names it, else by the cell.
     const courseOf = (r) => String(r.lms_course_id || r.course_id || "");
     if (grouped) {
       rows = rows.slice().sort((a, b) => courseOf(a).localeCompare(courseOf(b), undefined, { numeric: true }) || a.row - b.row);
     }
-    const shown = rows.slice(0, ROW_LIMIT);
     const body = document.createElement("tbody");
     let course = null;
-    for (const row of shown) {
+    for (const row of rows.slice(0, ROW_LIMIT)) {
       if (grouped && courseOf(row) !== course) {
         course = courseOf(row);
         const inCourse = rows.filter((r) => courseOf(r) === course);
-        const bad = inCourse.filter((r) => r.status === "invalid").length;
+        const bad = inCourse.filter((r) => r.status === "invalid" || r.status === "failed").length;
         const name = row.course_title ? `${row.course_id} · ${row.course_title}` : row.course_id;
         const title = `Course ${name || "(empty)"} · ${inCourse.length} row${inCourse.length === 1 ? "" : "s"}` +
           (bad ? ` · ${bad} to fix` : "");
         body.append(el("tr", { className: "group" }, [el("td", { colspan: String(columns.length), text: title })]));
       }
-      const problem = problemOf(row);
+      const problem = problemOf(row, data.advice);
       const cells = columns.map(([name, , cls]) => {
         if (name === "status") return el("td", null, [pill(row.status)]);
         if (name === "_problem") {
@@ -189,10 +189,39 @@
       body.append(el("tr", { "data-status": row.status }, cells));
     }
     table.replaceChild(body, table.tBodies[0]);
-    const total = checked.rows.length;
-    $("shown").textContent = rows.length > ROW_LIMIT
+    shown.textContent = rows.length > ROW_LIMIT
       ? `showing the first ${ROW_LIMIT} of ${rows.length} rows`
-      : `showing ${rows.length} of ${total} rows`;
+      : `showing ${rows.length} of ${data.rows.length} rows`;
+  }
+
+  function renderRows() {
+    if (!checked) return;
+    renderTable({
+      table: $("rows"), data: checked, onlyProblems: $("only-problems"),
+      byCourse: $("group-course"), shown: $("shown"),
+    });
+  }
+
+  let results = null;  // the answer of GET /api/runs/{run}/rows
+
+  function renderResults() {
+    if (!results) return;
+    renderTable({
+      table: $("results"), data: results, onlyProblems: $("res-only-problems"),
+      byCourse: $("res-group-course"), shown: $("res-shown"),
+    });
+  }
+
+  async function loadResults(id) {
+    try {
+      const answer = await api("GET", `/api/runs/${id}/rows`);
+      if (id !== runId) return;
+      results = answer;
+      $("results-part").hidden = false;
+      renderResults();
+    } catch (err) {
+      $("results-part").hidden = true;  // a run that failed before writing results has none
+    }
   }
 
   // -- 2. enroll ------------------------------------------------------------------------
@@ -238,6 +267,8 @@
     $("drop").classList.add("compact");
     $("run-card").hidden = false;
     $("done").hidden = true;
+    $("results-part").hidden = true;
+    results = null;
     poll().then(loadHistory);
   }
 
@@ -282,7 +313,10 @@
     $("stop").hidden = !running;
     $("resume").hidden = !run.resumable;
     $("done").hidden = running;
-    if (!running) showSummary(run);
+    if (!running) {
+      showSummary(run);
+      if (!results || results.run !== run.run) loadResults(run.run);
+    }
   }
 
   function showSummary(run) {
@@ -406,6 +440,8 @@
     });
     $("only-problems").addEventListener("change", renderRows);
     $("group-course").addEventListener("change", renderRows);
+    $("res-only-problems").addEventListener("change", renderResults);
+    $("res-group-course").addEventListener("change", renderResults);
     $("enroll").addEventListener("click", askToEnroll);
     $("confirm").addEventListener("close", () => { if ($("confirm").returnValue === "go") enroll(); });
     $("stop").addEventListener("click", stopRun);
