@@ -493,3 +493,22 @@ def test_the_confirmation_counts_rows_courses_and_unenrollments(
     body = upload(client, sheet).json()
     assert body["counts"]["invalid"] == 1
     assert body["plan"] == {"rows": 3, "courses": 2, "unenrollments": 1}
+
+
+def test_two_servers_on_one_data_folder_run_one_batch_at_a_time(
+    tmp_path: Path, slow_lms: Lms
+) -> None:
+    config = web_config(tmp_path / "data", slow_lms[1].base_url)
+    with client_for(config) as first, client_for(config) as second:
+        checked = upload(first, SAMPLE_XLSX).json()
+        run_id = first.post(f"/api/uploads/{checked['id']}/run", headers=csrf(first)).json()
+        other = upload(second, SAMPLE_XLSX).json()
+        refused = second.post(f"/api/uploads/{other['id']}/run", headers=csrf(second))
+        assert refused.status_code == 409
+        assert "another batch-enroll server" in refused.json()["error"]
+        # The second server sees the first one's run going, not a dead one to resume.
+        seen = second.get(f"/api/runs/{run_id['run']}").json()
+        assert seen["state"] == "running"
+        assert not seen["resumable"]
+        first.post(f"/api/runs/{run_id['run']}/stop", headers=csrf(first))
+        assert wait_run(first, run_id["run"])["state"] == "stopped"

@@ -148,10 +148,18 @@ class RunManager:
     def _recover(self) -> None:
         """Mark runs a dead server left 'running' as stopped: their journal resumes them."""
         for record in self.history():
-            if record.state == "running":
+            if record.state == "running" and not self._held_elsewhere(record.id):
                 record.state = "stopped"
                 record.error = "the server stopped during this run; Resume finishes it"
                 self._save(record)
+
+    def _held_elsewhere(self, run_id: str) -> bool:
+        """Tell whether another server sharing this data folder is running this run now."""
+        try:
+            with RunLock(self.folder(run_id) / RESULTS_CSV):
+                return False
+        except JournalError:
+            return True
 
     def folder(self, run_id: str) -> Path:
         """Return a run's folder (the id must be valid)."""
@@ -341,7 +349,9 @@ class RunManager:
             (folder / ROWS_JSON).write_text(json.dumps(frame_rows(frame)), encoding="utf-8")
             _finish(record, summary, live.stop)
         except (LoadError, JournalError, ConfigError) as exc:
-            record.state, record.error = "failed", _public(str(exc), input_path, record.file)
+            # A resume refused (options changed since, say) leaves the run as it was: stopped.
+            record.state = "stopped" if resume else "failed"
+            record.error = _public(str(exc), input_path, record.file)
         except Exception:
             log.exception("run %s failed", record.id)
             record.state = "failed"
