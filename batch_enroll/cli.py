@@ -636,7 +636,7 @@ AUTH_TOKEN_ENV = "BATCH_ENROLL_TOKEN"  # noqa: S105 (the variable's name, not a 
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 1000),
-    default=64,
+    default=DEFAULT_CONCURRENCY,
     show_default=True,
     help="Most requests in flight at once during a run.",
 )
@@ -675,7 +675,9 @@ def serve(
     ca_bundle: Path | None,
 ) -> None:
     """Serve the page: check a sheet, enroll it, download the results (until Ctrl+C)."""
-    from batch_enroll.runner import unenroll_limit
+    import logging
+
+    from batch_enroll.validator import unenroll_limit
     from batch_enroll.web import WebConfig, create_app, is_loopback
     from batch_enroll.web.serve import run_server
 
@@ -689,7 +691,6 @@ def serve(
         _fail(str(exc))
     if not api_key:
         _fail(f"no API key: set {API_KEY_ENV} or pass --api-key")
-    assert api_key is not None
     loopback = is_loopback(host)
     if not loopback and not auth_token:
         _fail(
@@ -703,9 +704,8 @@ def serve(
         concurrency=concurrency,
         rate=rate,
         require_session=require_session,
-        verify=ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True,
+        verify=_trust(ca_bundle),
         max_unenroll=max_unenroll,
-        handle_signals=False,
     )
     config = WebConfig(
         data_dir=data_dir,

@@ -19,7 +19,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 def web_config(data_dir: Path, base_url: str, **overrides: Any) -> WebConfig:
     """Return the config `serve` builds on loopback, against the given LMS365."""
-    options = RunOptions(base_url=base_url, api_key=FULL_KEY, concurrency=4, handle_signals=False)
+    options = RunOptions(base_url=base_url, api_key=FULL_KEY, concurrency=4)
     settings: dict[str, Any] = {
         "data_dir": data_dir,
         "options": options,

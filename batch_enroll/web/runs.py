@@ -322,7 +322,7 @@ class RunManager:
         last_saved = [0.0]
 
         def progress(p: Progress) -> None:
-            record.done, record.total, record.rate = p.done, p.total, p.rate
+            record.done, record.total, record.rate = p.done, p.total, round(p.rate, 1)
             record.counts = {k: v for k, v in p.counts.items() if v}
             now = time.monotonic()
             if now - last_saved[0] > 2.0:  # the history shows how far a crashed run got
@@ -381,11 +381,12 @@ def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _finish(record: RunRecord, summary: Summary, stop: StopHandle) -> None:
+    # done / total stay as the last progress said (the rows this run sent); the counts
+    # become the whole sheet's, as in the results.
     record.counts = {k: v for k, v in summary.counts.items() if v}
-    record.total = record.done = summary.rows
     if summary.exit_code == 3 or (summary.stopped_because and summary.exit_code != 130):
         record.state, record.error = "failed", summary.stopped_because
-    elif summary.exit_code == 130 or stop.control.requested:
+    elif summary.exit_code == 130 or stop.requested:
         record.state = "stopped"
         reason = summary.stopped_because.replace("(finish with --resume)", "").strip(" ;")
         record.error = (
