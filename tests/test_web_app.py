@@ -480,20 +480,36 @@ def test_serve_starts_with_the_options_it_was_given(
 
 
 def test_the_confirmation_counts_rows_courses_and_unenrollments(
-    client: TestClient, tmp_path: Path
+    client: TestClient, lms: Lms, tmp_path: Path
 ) -> None:
+    # Rows the sample's own check finds sendable, so the test follows the sample and catalog.
+    options = RunOptions(base_url=lms[1].base_url, api_key=FULL_KEY)
+    report = validate_sheet(SAMPLE_XLSX, report=None, options=options).results
+    assert report is not None
+    ready = report[report["status"] == "ok"].drop_duplicates("course_id").head(3)
+    assert len(ready) >= 2
     sheet = tmp_path / "moves.csv"
-    sheet.write_text(
-        "course_id,user_login_name,action\n"
-        "101,liam.patel@contoso.com,enroll\n"
-        "102,sofia.garcia@contoso.com,unenroll\n"
-        "102,ava.thompson@contoso.com,\n"
-        "101,kay smith@contoso.com,enroll\n",
-        encoding="utf-8",
-    )
+    with sheet.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["course_id", "user_login_name", "course_session_ids", "action"])
+        for i, (course, login, sessions) in enumerate(
+            zip(
+                ready["course_id"],
+                ready["user_login_name"],
+                ready["course_session_ids"],
+                strict=True,
+            )
+        ):
+            writer.writerow([course, login, sessions, "unenroll" if i == 0 else "enroll"])
+        writer.writerow([ready["course_id"].iloc[0], "kay smith@contoso.com", "", "enroll"])
     body = upload(client, sheet).json()
     assert body["counts"]["invalid"] == 1
-    assert body["plan"] == {"rows": 3, "courses": 2, "unenrollments": 1}
+    assert body["plan"] == {
+        "rows": len(ready),
+        "courses": ready["course_id"].nunique(),
+        "unenrollments": 1,
+    }
+    assert body["sheet_columns"] == []
 
 
 def test_two_servers_on_one_data_folder_run_one_batch_at_a_time(

@@ -183,6 +183,11 @@ class _Guard:
         return bool(offered) and hmac.compare_digest(offered.encode(), token.encode())
 
 
+def _added_columns(columns: list[str], sheet_columns: list[str]) -> list[str]:
+    """Return the columns the tool adds after its first ones that are not the sheet's own."""
+    return [c for c in columns if c not in RESULT_COLUMNS and c not in sheet_columns]
+
+
 def _advice() -> dict[str, dict[str, str]]:
     """Return what each problem code means and what to do, as the page shows it."""
     return {code: {"meaning": m, "todo": t} for code, (m, t) in EXPLANATIONS.items()}
@@ -324,7 +329,8 @@ class _Api:
         frame = engine.results_of(summary)
         plan = engine.plan_for(stored, frame)
         report_columns = [str(c) for c in frame.columns]
-        sheet_columns = [c for c in report_columns if c not in RESULT_COLUMNS]
+        sheet_columns = [c for c in plan.sheet_columns if c in report_columns]
+        added = _added_columns(report_columns, sheet_columns)
         return {
             "id": upload_id,
             "file": name,
@@ -333,6 +339,7 @@ class _Api:
             "rows": frame_rows(frame),
             "columns": report_columns,
             "sheet_columns": sheet_columns,
+            "added_columns": added,
             "plan": {
                 "rows": plan.rows,
                 "courses": plan.courses,
@@ -423,17 +430,9 @@ class _Api:
         path = self.runs.folder(run_id) / ROWS_JSON
         if record is None or record.state == "running" or not path.is_file():
             raise HTTPException(404, "no results to show yet")
-        rows: list[dict[str, Any]] = json.loads(path.read_text("utf-8"))
-        columns = list(rows[0]) if rows else list(RESULT_COLUMNS)
-        return JSONResponse(
-            {
-                "run": run_id,
-                "columns": columns,
-                "sheet_columns": [c for c in columns if c not in RESULT_COLUMNS],
-                "rows": rows,
-                "advice": _advice(),
-            }
-        )
+        stored: dict[str, Any] = json.loads(path.read_text("utf-8"))
+        added = _added_columns(stored["columns"], stored["sheet_columns"])
+        return JSONResponse({"run": run_id, **stored, "added_columns": added, "advice": _advice()})
 
     async def download(self, request: Request) -> Response:
         run_id = self._run_id(request)

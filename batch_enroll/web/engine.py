@@ -14,7 +14,7 @@ import pandas as pd
 from batch_enroll.errors import ConfigError, JournalError, LoadError
 from batch_enroll.journal import RunLock
 from batch_enroll.loader import load_sheet
-from batch_enroll.model import OK, UNENROLL, WARNING
+from batch_enroll.model import OK, UNENROLL, WARNING, carried_name
 from batch_enroll.options import RunOptions
 from batch_enroll.pool import StopHandle
 from batch_enroll.progress import Progress
@@ -35,6 +35,7 @@ __all__ = [
     "plan_for",
     "results_of",
     "run_sheet_async",
+    "sheet_columns",
     "validate_sheet_async",
 ]
 
@@ -53,15 +54,28 @@ class Plan:
     rows: int
     courses: int
     unenrollments: int
+    #: The sheet's own columns, by the names they carry in the results.
+    sheet_columns: tuple[str, ...]
 
 
 def plan_for(input_path: str | Path, report: pd.DataFrame) -> Plan:
     """Count what a run of this checked sheet would send, by the validator's own reading."""
     sendable = report["status"].isin((OK, WARNING)).to_numpy()
-    checked = check_offline(load_sheet(input_path).frame)
+    sheet = load_sheet(input_path)
+    checked = check_offline(sheet.frame)
     actions = checked["_action"].to_numpy(dtype=object)
     unenroll = int(sum(1 for a, s in zip(actions, sendable, strict=True) if s and a == UNENROLL))
     # The course the cell resolved to, where the report names it, else the cell itself.
     column = "lms_course_id" if "lms_course_id" in report.columns else "course_id"
     courses = report.loc[sendable, column].astype(str).nunique()
-    return Plan(rows=int(sendable.sum()), courses=int(courses), unenrollments=unenroll)
+    return Plan(
+        rows=int(sendable.sum()),
+        courses=int(courses),
+        unenrollments=unenroll,
+        sheet_columns=tuple(carried_name(c) for c in sheet.extra_columns),
+    )
+
+
+def sheet_columns(input_path: str | Path) -> list[str]:
+    """Return a sheet's own columns, by the names they carry in the results."""
+    return [carried_name(c) for c in load_sheet(input_path).extra_columns]

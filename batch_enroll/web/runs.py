@@ -346,7 +346,12 @@ class RunManager:
             summary = asyncio.run(go())
             frame = engine.results_of(summary)
             write_xlsx(frame, folder / RESULTS_XLSX)
-            (folder / ROWS_JSON).write_text(json.dumps(frame_rows(frame)), encoding="utf-8")
+            shown = {
+                "columns": [str(c) for c in frame.columns],
+                "sheet_columns": engine.sheet_columns(input_path),
+                "rows": frame_rows(frame),
+            }
+            (folder / ROWS_JSON).write_text(json.dumps(shown), encoding="utf-8")
             _finish(record, summary, live.stop)
         except (LoadError, JournalError, ConfigError) as exc:
             # A resume refused (options changed since, say) leaves the run as it was: stopped.

@@ -147,6 +147,8 @@
       ["user_login_name", "Login", ""], ["course_session_ids", "Sessions", "mono sessions"],
       ["_problem", "Problem", "problem"], ["_todo", "What to do", "todo"],
     ];
+    // Columns the check adds (course titles, resolved ids) before the sheet's own.
+    for (const name of data.added_columns || []) columns.push([name, name.replace(/_/g, " "), ""]);
     for (const name of data.sheet_columns) columns.push([name, name, "sheet"]);
     const head = el("tr", null, columns.map(([, label, cls]) => el("th", { className: cls, text: label })));
     table.tHead.replaceChildren(head);
