@@ -529,3 +529,12 @@ def test_two_servers_on_one_data_folder_run_one_batch_at_a_time(
         assert not seen["resumable"]
         first.post(f"/api/runs/{run_id['run']}/stop", headers=csrf(first))
         assert wait_run(first, run_id["run"])["state"] == "stopped"
+
+
+def test_a_refused_key_is_said_plainly_on_the_check(tmp_path: Path, lms: Lms) -> None:
+    options = RunOptions(base_url=lms[1].base_url, api_key="not-a-key", concurrency=4)
+    with client_for(web_config(tmp_path / "data", lms[1].base_url, options=options)) as web:
+        body = upload(web, SAMPLE_XLSX).json()
+    reason = body["summary"]["stopped_because"]
+    assert "401" in reason
+    assert "not-a-key" not in json.dumps(body)

@@ -116,9 +116,12 @@
     const rows = answer.rows.length;
     const s = answer.summary || {};
     const notes = [`${rows} row${rows === 1 ? "" : "s"} checked`];
-    if (s.stopped_because) notes.push(s.stopped_because);
     for (const note of s.notes || []) notes.push(note);
     $("checked-note").textContent = notes.join(" · ");
+    // The course and session rules could not be read: say so above the counts.
+    $("checked-warning").textContent = s.stopped_because
+      ? `Only the cells were checked: ${s.stopped_because}` : "";
+    $("checked-warning").hidden = !s.stopped_because;
     renderCounts($("check-counts"), answer.counts, ["ok", "warning", "invalid", "duplicate"]);
     const n = answer.plan.rows;
     const button = $("enroll");
