@@ -147,7 +147,7 @@
     const { table, data, onlyProblems, byCourse, shown } = view;
     const columns = [
       ["row", "Row", "num"], ["status", "Status", ""], ["course_id", "Course", "mono"],
-      ["user_login_name", "Login", ""], ["course_session_ids", "Sessions", "mono sessions"],
+      ["user_login_name", "Login", "login"], ["course_session_ids", "Sessions", "mono sessions"],
       ["_problem", "Problem", "problem"], ["_todo", "What to do", "todo"],
     ];
     // Columns the check adds (course titles, resolved ids) before the sheet's own.
