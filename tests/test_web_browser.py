@@ -24,7 +24,7 @@ from batch_enroll.simulator import Simulator, SimulatorServer
 from batch_enroll.web import create_app
 from tests.conftest import FULL_KEY
 from tests.test_web_app import HOSTILE, hostile_sheet
-from tests.web_helpers import SAMPLE_XLSX, web_config
+from tests.web_helpers import SAMPLE_XLSX, hr_workbook, web_config
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.common.exceptions import TimeoutException  # noqa: E402
@@ -243,6 +243,36 @@ def test_stop_and_resume_from_the_page(
     assert "not_attempted" not in counts
     assert set(lms[0].creations.values()) == {1}
     assert sum(lms[0].creations.values()) == counts["enrolled"]
+
+
+def test_the_page_names_the_sheet_read_and_reads_another(
+    browser: Any, page_url: tuple[str, Any], lms: tuple[Simulator, SimulatorServer], tmp_path: Path
+) -> None:
+    url, _app = page_url
+    options = RunOptions(base_url=lms[1].base_url, api_key=FULL_KEY)
+    report = validate_sheet(SAMPLE_XLSX, report=None, options=options).results
+    assert report is not None
+    ready = report[report["status"] == "ok"].head(5)
+    people = list(zip(ready["course_id"], ready["user_login_name"], strict=True))
+    path = hr_workbook(tmp_path / "hr.xlsx", people)
+    browser.get(url)
+    browser.find_element(By.ID, "file").send_keys(str(path))
+    wait_for(browser, shown("checked-card"))
+    read = browser.find_element(By.ID, "sheet-read").text
+    assert '"Hires"' in read
+    assert "row 3" in read
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")) == 2
+    pick = browser.find_element(By.ID, "sheet-pick")
+    assert [o.text for o in pick.find_elements(By.TAG_NAME, "option")] == [
+        "Instructions",
+        "Hires",
+        "Later",
+    ]
+    pick.find_element(By.CSS_SELECTOR, "option[value='Later']").click()
+    wait_for(browser, lambda d: '"Later"' in d.find_element(By.ID, "sheet-read").text)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")
+    assert len(rows) == len(people) - 2
+    assert browser.find_element(By.ID, "enroll").text == f"Enroll {len(people) - 2} rows"
 
 
 def test_markup_in_cells_stays_text_in_the_browser(

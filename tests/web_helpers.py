@@ -61,3 +61,27 @@ def wait_run(client: TestClient, run_id: str, timeout: float = 60.0) -> dict[str
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} still running after {timeout} s: {answer}")
         time.sleep(0.05)
+
+
+def hr_workbook(path: Path, people: list[tuple[str, str]]) -> Path:
+    """Write a workbook as HR keeps one: instructions first, a title above the header.
+
+    The first two people go on the sheet "Hires" (header on row 3), the rest on "Later".
+    """
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Instructions"
+    book.active["A1"] = "Fill in one row per person and course on the sheet Hires."
+    hires = book.create_sheet("Hires")
+    hires.append(["Onboarding December 2026"])
+    hires.append([])
+    hires.append(["Course\nID", "E-mail", "Team"])
+    for course, login in people[:2]:
+        hires.append([course, login, "<b>Sales</b>"])
+    later = book.create_sheet("Later")
+    later.append(["course_id", "user_login_name"])
+    for course, login in people[2:]:
+        later.append([course, login])
+    book.save(path)
+    return path

@@ -211,7 +211,7 @@ class _Api:
         self.csrf_token = csrf_token
         self.uploads = config.data_dir / "uploads"
         self.uploads.mkdir(parents=True, exist_ok=True)
-        self.runs = RunManager(config.data_dir, config.options)
+        self.runs = RunManager(config.data_dir, config.options, max_input_mb=config.max_upload_mb)
         templates = Path(str(resources.files("batch_enroll.web") / "templates"))
         self.templates = Environment(
             loader=FileSystemLoader(templates),
@@ -309,6 +309,8 @@ class _Api:
                 f"the file is larger than the {self.config.max_upload_mb:g} MB this server"
                 " accepts (--max-upload-mb)",
             )
+        sheet_field = form.get("sheet")
+        sheet_name = sheet_field.strip() if isinstance(sheet_field, str) and sheet_field else None
         name = Path(upload.filename.replace("\\", "/")).name[:200] or "sheet"
         suffix = Path(name).suffix.lower()
         upload_id = new_id()
@@ -316,18 +318,32 @@ class _Api:
         folder.mkdir(parents=True)
         stored = folder / f"input{suffix if _SUFFIX.match(suffix) else ''}"
         stored.write_bytes(data)
+        return await self._checked(upload_id, stored, name, sheet_name)
+
+    async def _checked(
+        self, upload_id: str, stored: Path, name: str, sheet_name: str | None
+    ) -> Response:
+        """Check a stored sheet, keep the answer beside it, and answer it."""
+        short = engine.short_path(stored)
         try:
-            answer = await anyio.to_thread.run_sync(self._check, upload_id, stored, name)
+            answer = await anyio.to_thread.run_sync(self._check, upload_id, short, name, sheet_name)
         except LoadError as exc:
-            return _error(400, as_public(str(exc), stored, name))
-        (folder / "upload.json").write_text(json.dumps(answer), encoding="utf-8")
+            return _error(400, as_public(str(exc), short, name))
+        (stored.parent / "upload.json").write_text(json.dumps(answer), encoding="utf-8")
         return JSONResponse(answer)
 
-    def _check(self, upload_id: str, stored: Path, name: str) -> dict[str, Any]:
+    def _check(
+        self, upload_id: str, stored: Path, name: str, sheet_name: str | None
+    ) -> dict[str, Any]:
         options = self.config.options if self.config.online_check else None
-        summary = asyncio.run(engine.validate_sheet_async(stored, report=None, options=options))
+        limit = self.config.max_upload_mb
+        summary = asyncio.run(
+            engine.validate_sheet_async(
+                stored, report=None, options=options, sheet_name=sheet_name, max_input_mb=limit
+            )
+        )
         frame = engine.results_of(summary)
-        plan = engine.plan_for(stored, frame)
+        plan = engine.plan_for(stored, frame, sheet_name=sheet_name, max_input_mb=limit)
         report_columns = [str(c) for c in frame.columns]
         sheet_columns = [c for c in plan.sheet_columns if c in report_columns]
         added = _added_columns(report_columns, sheet_columns)
@@ -345,6 +361,15 @@ class _Api:
                 "courses": plan.courses,
                 "unenrollments": plan.unenrollments,
             },
+            "sheet": {
+                "name": plan.sheet_name,
+                "chosen": sheet_name,
+                "header_row": plan.header_row,
+                "skipped_rows": list(plan.skipped_rows),
+                "sheet_names": list(plan.sheet_names),
+                "hidden_sheets": list(plan.hidden_sheets),
+                "other_sheets": list(plan.other_sheets),
+            },
             "summary": _public_summary(summary.to_json(), name),
             "advice": _advice(),
         }
@@ -360,6 +385,19 @@ class _Api:
         folder = self._upload_folder(request)
         return Response((folder / "upload.json").read_bytes(), media_type="application/json")
 
+    async def recheck(self, request: Request) -> Response:
+        folder = self._upload_folder(request)
+        try:
+            wanted = await request.json()
+        except ValueError:
+            wanted = None
+        if not isinstance(wanted, dict) or not isinstance(wanted.get("sheet"), str | None):
+            return _error(400, 'send {"sheet": NAME or NUMBER} as JSON')
+        sheet_name = (wanted.get("sheet") or "").strip() or None
+        checked = json.loads((folder / "upload.json").read_text("utf-8"))
+        stored = sorted(folder.glob("input*"))[0]
+        return await self._checked(checked["id"], stored, checked["file"], sheet_name)
+
     async def start_run(self, request: Request) -> Response:
         folder = self._upload_folder(request)
         checked = json.loads((folder / "upload.json").read_text("utf-8"))
@@ -368,7 +406,11 @@ class _Api:
         inputs = sorted(folder.glob("input*"))
         try:
             record = self.runs.start(
-                input_path=inputs[0], file=checked["file"], upload=checked["id"]
+                input_path=inputs[0],
+                file=checked["file"],
+                upload=checked["id"],
+                # The sheet that was checked, named, so the run reads that one.
+                sheet=checked["sheet"]["name"] or None,
             )
         except RunBusy as exc:
             return _error(409, str(exc))
@@ -494,6 +536,7 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/api/session", api.session),
         Route("/api/uploads", api.upload, methods=["POST"]),
         Route("/api/uploads/{upload}", api.get_upload),
+        Route("/api/uploads/{upload}/check", api.recheck, methods=["POST"]),
         Route("/api/uploads/{upload}/run", api.start_run, methods=["POST"]),
         Route("/api/runs", api.list_runs),
         Route("/api/runs/{run}", api.get_run),

@@ -89,6 +89,8 @@ class RunRecord:
     rate: float = 0.0
     error: str = ""
     resumed: int = 0
+    #: The workbook sheet the run reads ("" for a CSV file or the first one found).
+    sheet: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as stored in ``run.json`` and listed by ``GET /api/runs``."""
@@ -105,6 +107,7 @@ class RunRecord:
             "rate": self.rate,
             "error": self.error,
             "resumed": self.resumed,
+            "sheet": self.sheet,
         }
 
     @classmethod
@@ -133,9 +136,10 @@ def _tenant(options: RunOptions) -> str:
 class RunManager:
     """Start runs one at a time per tenant, track them, and keep their history on disk."""
 
-    def __init__(self, data_dir: Path, options: RunOptions) -> None:
+    def __init__(self, data_dir: Path, options: RunOptions, *, max_input_mb: float) -> None:
         self.data_dir = data_dir
         self.options = options
+        self.max_input_mb = max_input_mb
         self.runs_dir = data_dir / "runs"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -210,14 +214,16 @@ class RunManager:
 
     # -- starting and stopping -------------------------------------------------------------
 
-    def start(self, *, input_path: Path, file: str, upload: str) -> RunRecord:
+    def start(
+        self, *, input_path: Path, file: str, upload: str, sheet: str | None = None
+    ) -> RunRecord:
         """Start a run of a checked upload; refuse while another run of this tenant goes."""
         run_id = new_id()
         folder = self.folder(run_id)
         folder.mkdir(parents=True)
         copy = folder / f"input{input_path.suffix}"
         shutil.copyfile(input_path, copy)
-        record = RunRecord(id=run_id, file=file, upload=upload)
+        record = RunRecord(id=run_id, file=file, upload=upload, sheet=sheet or "")
         try:
             self._launch(record, copy, resume=False)
         except RunBusy:
@@ -329,10 +335,13 @@ class RunManager:
                 last_saved[0] = now
                 self._save(record)
 
+        sheet_name = record.sheet or None
+        short = engine.short_path(input_path)
+
         async def go() -> Summary:
             live.loop = asyncio.get_running_loop()
             return await engine.run_sheet_async(
-                input_path,
+                short,
                 out=folder / RESULTS_CSV,
                 options=self.options,
                 summary_json=folder / SUMMARY_JSON,
@@ -340,6 +349,8 @@ class RunManager:
                 on_progress=progress,
                 stop=live.stop,
                 handle_signals=False,
+                sheet_name=sheet_name,
+                max_input_mb=self.max_input_mb,
             )
 
         try:
@@ -348,7 +359,9 @@ class RunManager:
             write_xlsx(frame, folder / RESULTS_XLSX)
             shown = {
                 "columns": [str(c) for c in frame.columns],
-                "sheet_columns": engine.sheet_columns(input_path),
+                "sheet_columns": engine.sheet_columns(
+                    short, sheet_name=sheet_name, max_input_mb=self.max_input_mb
+                ),
                 "rows": frame_rows(frame),
             }
             (folder / ROWS_JSON).write_text(json.dumps(shown), encoding="utf-8")
@@ -356,7 +369,7 @@ class RunManager:
         except (LoadError, JournalError, ConfigError) as exc:
             # A resume refused (options changed since, say) leaves the run as it was: stopped.
             record.state = "stopped" if resume else "failed"
-            record.error = _public(str(exc), input_path, record.file)
+            record.error = _public(str(exc), short, record.file)
         except Exception:
             log.exception("run %s failed", record.id)
             record.state = "failed"

@@ -118,6 +118,7 @@
     const notes = [`${rows} row${rows === 1 ? "" : "s"} checked`];
     for (const note of s.notes || []) notes.push(note);
     $("checked-note").textContent = notes.join(" · ");
+    showSheet(answer.sheet);
     // The course and session rules could not be read: say so above the counts.
     $("checked-warning").textContent = s.stopped_because
       ? `Only the cells were checked: ${s.stopped_because}` : "";
@@ -130,6 +131,46 @@
     $("checked-card").hidden = false;
     $("drop").classList.add("compact");
     renderRows();
+  }
+
+  // Which sheet and header row were read; a workbook's other sheets can be picked.
+  function showSheet(sheet) {
+    const line = $("sheet-line");
+    if (!sheet) { line.hidden = true; return; }
+    const parts = [];
+    if (sheet.name) parts.push(`Read sheet "${sheet.name}"`);
+    if (sheet.header_row > 1) {
+      const skipped = sheet.skipped_rows.length
+        ? ` (rows ${sheet.skipped_rows[0]}-${sheet.header_row - 1} above it skipped)` : "";
+      parts.push(`header on row ${sheet.header_row}${skipped}`);
+    }
+    $("sheet-read").textContent = parts.join(", ");
+    const pick = $("sheet-pick");
+    const names = sheet.sheet_names || [];
+    pick.replaceChildren(...names.map((name) => {
+      const hidden = (sheet.hidden_sheets || []).includes(name);
+      const option = el("option", { value: name, text: hidden ? `${name} (hidden)` : name });
+      if (name === sheet.name) option.selected = true;
+      return option;
+    }));
+    $("sheet-pick-label").hidden = names.length < 2;
+    line.hidden = !parts.length && names.length < 2;
+  }
+
+  async function pickSheet() {
+    if (!checked) return;
+    showError("");
+    $("checking-file").textContent = `${checked.file}, sheet "${$("sheet-pick").value}"`;
+    $("checking").hidden = false;
+    try {
+      const body = JSON.stringify({ sheet: $("sheet-pick").value });
+      showChecked(await api("POST", `/api/uploads/${checked.id}/check`, body));
+    } catch (err) {
+      showError(err.message);
+      showSheet(checked.sheet);
+    } finally {
+      $("checking").hidden = true;
+    }
   }
 
   function problemOf(row, advice) {
@@ -444,6 +485,7 @@
       if (e.dataTransfer && e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
     });
     $("only-problems").addEventListener("change", renderRows);
+    $("sheet-pick").addEventListener("change", pickSheet);
     $("group-course").addEventListener("change", renderRows);
     $("res-only-problems").addEventListener("change", renderResults);
     $("res-group-course").addEventListener("change", renderResults);
