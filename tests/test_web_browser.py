@@ -269,9 +269,10 @@ def test_the_page_names_the_sheet_read_and_reads_another(
         "Later",
     ]
     pick.find_element(By.CSS_SELECTOR, "option[value='Later']").click()
-    wait_for(browser, lambda d: '"Later"' in d.find_element(By.ID, "sheet-read").text)
-    rows = browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")
-    assert len(rows) == len(people) - 2
+    later = len(people) - 2
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rows tbody tr")) == later)
+    assert browser.find_element(By.ID, "sheet-pick").get_attribute("value") == "Later"
+    assert browser.find_element(By.ID, "sheet-read").text != read
     assert browser.find_element(By.ID, "enroll").text == f"Enroll {len(people) - 2} rows"
 
 

@@ -115,10 +115,8 @@
     $("checked-file").textContent = answer.file;
     const rows = answer.rows.length;
     const s = answer.summary || {};
-    const notes = [`${rows} row${rows === 1 ? "" : "s"} checked`];
-    for (const note of s.notes || []) notes.push(note);
-    $("checked-note").textContent = notes.join(" · ");
-    showSheet(answer.sheet);
+    $("checked-note").textContent = `${rows} row${rows === 1 ? "" : "s"} checked`;
+    showSheet(answer.sheet, s.notes || []);
     // The course and session rules could not be read: say so above the counts.
     $("checked-warning").textContent = s.stopped_because
       ? `Only the cells were checked: ${s.stopped_because}` : "";
@@ -134,17 +132,11 @@
   }
 
   // Which sheet and header row were read; a workbook's other sheets can be picked.
-  function showSheet(sheet) {
+  function showSheet(sheet, notes) {
     const line = $("sheet-line");
     if (!sheet) { line.hidden = true; return; }
-    const parts = [];
-    if (sheet.name) parts.push(`Read sheet "${sheet.name}"`);
-    if (sheet.header_row > 1) {
-      const skipped = sheet.skipped_rows.length
-        ? ` (rows ${sheet.skipped_rows[0]}-${sheet.header_row - 1} above it skipped)` : "";
-      parts.push(`header on row ${sheet.header_row}${skipped}`);
-    }
-    $("sheet-read").textContent = parts.join(", ");
+    // The library's own words: which sheet and header row it read, and what it passed over.
+    $("sheet-read").textContent = notes.join(" ");
     const pick = $("sheet-pick");
     const names = sheet.sheet_names || [];
     pick.replaceChildren(...names.map((name) => {
@@ -154,7 +146,7 @@
       return option;
     }));
     $("sheet-pick-label").hidden = names.length < 2;
-    line.hidden = !parts.length && names.length < 2;
+    line.hidden = !notes.length && names.length < 2;
   }
 
   async function pickSheet() {
@@ -167,7 +159,7 @@
       showChecked(await api("POST", `/api/uploads/${checked.id}/check`, body));
     } catch (err) {
       showError(err.message);
-      showSheet(checked.sheet);
+      showSheet(checked.sheet, (checked.summary && checked.summary.notes) || []);
     } finally {
       $("checking").hidden = true;
     }
