@@ -654,17 +654,15 @@ AUTH_TOKEN_ENV = "BATCH_ENROLL_TOKEN"  # noqa: S105 (the variable's name, not a 
     show_default=True,
     help="Refuse a run that would unenroll more rows than this count or share.",
 )
-@click.option(
-    "--ca-bundle",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trust these CA certificates (PEM), e.g. a corporate TLS proxy's.",
-)
 def serve(
     host: str,
     port: int,
     data_dir: Path,
     base_url: str | None,
     api_key: str | None,
+    api_key_file: Path | None,
+    proxy: str | None,
+    ca_bundle: Path | None,
     region: str | None,
     auth_token: str | None,
     max_upload_mb: float,
@@ -672,7 +670,6 @@ def serve(
     rate: float | None,
     require_session: bool,
     max_unenroll: str,
-    ca_bundle: Path | None,
 ) -> None:
     """Serve the page: check a sheet, enroll it, download the results (until Ctrl+C)."""
     import logging
@@ -689,8 +686,10 @@ def serve(
         unenroll_limit(max_unenroll, 1)
     except ConfigError as exc:
         _fail(str(exc))
-    if not api_key:
-        _fail(f"no API key: set {API_KEY_ENV} or pass --api-key")
+    key = _api_key(api_key, api_key_file)
+    if not key:
+        _fail(f"no API key: set {API_KEY_FILE_ENV} or {API_KEY_ENV}, or pass --api-key-file")
+    _check_proxy(proxy)
     loopback = is_loopback(host)
     if not loopback and not auth_token:
         _fail(
@@ -700,7 +699,8 @@ def serve(
         )
     options = RunOptions(
         base_url=url,
-        api_key=api_key,
+        api_key=key,
+        proxy=proxy,
         concurrency=concurrency,
         rate=rate,
         require_session=require_session,

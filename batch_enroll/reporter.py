@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from batch_enroll.advice import advice, explain
-from batch_enroll.files import atomic_open
+from batch_enroll.files import atomic_open, atomic_path
 from batch_enroll.model import (
     CHECK_STATUSES,
     EXIT_AUTH,
@@ -544,40 +544,29 @@ STATUS_FILLS: dict[str, str] = {
 def write_xlsx(frame: pd.DataFrame, path: Path) -> None:
     """Write a results or report sheet as .xlsx: header frozen, autofilter, status coloured.
 
-    Cells are neutralised as in the CSV, and every cell but the row number is
-    written as text, so no cell of the input ever becomes a formula.
+    Cells and header are neutralised as in the CSV, and every cell but the row
+    number is written as text, so no cell of the input ever becomes a formula.
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     book = Workbook(write_only=True)
     sheet = book.create_sheet("Results")
     columns = [str(c) for c in frame.columns]
     sheet.freeze_panes = "A2"
-    last = get_column_letter(max(len(columns), 1))
-    sheet.auto_filter.ref = f"A1:{last}{len(frame) + 1}"
-    widths = [min(max(len(c), 8) + 2, 60) for c in columns]
-    cells = {
-        c: (
-            frame[c].tolist()
-            if c == "row"
-            else neutralise(frame[c].astype(object).where(frame[c].notna(), "")).tolist()
+    sheet.auto_filter.ref = f"A1:{get_column_letter(max(len(columns), 1))}{len(frame) + 1}"
+    cells = safe_cells(frame.astype(object).where(frame.notna(), ""))
+    for i, (name, column) in enumerate(zip(columns, cells, strict=True), start=1):
+        # Wide enough for the header and the first thousand cells, within reason.
+        longest = max((len(v) for v in column[:1000]), default=0)
+        sheet.column_dimensions[get_column_letter(i)].width = min(
+            max(len(name), longest, 6) + 2, 60
         )
-        for c in frame.columns
-    }
-    for i, c in enumerate(frame.columns):
-        if c != "row":
-            longest = max((len(str(v)) for v in cells[c][:1000]), default=0)
-            widths[i] = min(max(widths[i], longest + 2), 60)
-    for i, width in enumerate(widths, start=1):
-        sheet.column_dimensions[get_column_letter(i)].width = width
     bold = Font(bold=True)
     header = []
-    for name in neutralise(pd.Series(columns, dtype=object)).tolist():
+    for name in safe_header(frame):
         cell = WriteOnlyCell(sheet, value=name)
         cell.data_type = "s"  # a header cell is the input's own text too
         cell.font = bold
@@ -585,24 +574,19 @@ def write_xlsx(frame: pd.DataFrame, path: Path) -> None:
     sheet.append(header)
     fills = {s: PatternFill("solid", start_color=c, end_color=c) for s, c in STATUS_FILLS.items()}
     status_at = columns.index("status") if "status" in columns else -1
-    for values in zip(*(cells[c] for c in frame.columns), strict=True):
+    row_at = columns.index("row") if "row" in columns else -1
+    for values in zip(*cells, strict=True):
         out: list[Any] = []
         for i, value in enumerate(values):
-            if columns[i] == "row":
+            if i == row_at:
                 out.append(int(value))
                 continue
-            cell = WriteOnlyCell(sheet, value=str(value))
+            cell = WriteOnlyCell(sheet, value=value)
             cell.data_type = "s"  # text, never a formula
-            if i == status_at and str(value) in fills:
-                cell.fill = fills[str(value)]
+            if i == status_at and value in fills:
+                cell.fill = fills[value]
             out.append(cell)
         sheet.append(out)
-    # Write beside the target and rename, so a crash never leaves half a workbook.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    # Beside the target and renamed into place, so a crash never leaves half a workbook.
+    with atomic_path(path) as tmp:
         book.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
