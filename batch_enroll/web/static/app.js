@@ -29,6 +29,7 @@
   let checked = null;   // the answer of POST /api/uploads
   let runId = null;
   let pollTimer = null;
+  let polls = 0;
 
   function el(tag, props, children) {
     const node = document.createElement(tag);
@@ -70,12 +71,12 @@
     return el("span", { className: `pill ${TONE[status] || "s-grey"}`, text: status });
   }
 
-  function renderCounts(box, counts, order) {
+  function renderCounts(box, counts, order, always) {
     box.replaceChildren();
     const keys = order || Object.keys(counts);
     for (const status of keys) {
       const n = counts[status] || 0;
-      if (!n && !["ok", "invalid", "enrolled", "failed"].includes(status)) continue;
+      if (!n && !(always || []).includes(status)) continue;
       box.append(el("div", { className: `count ${TONE[status] || "s-grey"}`, "data-status": status }, [
         el("b", { text: String(n) }),
         el("span", { text: LABEL[status] && LABEL[status] !== status ? `${status} · ${LABEL[status]}` : status }),
@@ -121,7 +122,7 @@
     $("checked-warning").textContent = s.stopped_because
       ? `Only the cells were checked: ${s.stopped_because}` : "";
     $("checked-warning").hidden = !s.stopped_because;
-    renderCounts($("check-counts"), answer.counts, ["ok", "warning", "invalid", "duplicate"]);
+    renderCounts($("check-counts"), answer.counts, ["ok", "warning", "invalid", "duplicate"], ["ok", "invalid"]);
     const n = answer.plan.rows;
     const button = $("enroll");
     button.textContent = `Enroll ${n} row${n === 1 ? "" : "s"}`;
@@ -326,8 +327,13 @@
     }
     if (id !== runId) return;
     showRun(run);
-    if (run.state === "running") pollTimer = setTimeout(poll, 500);
-    else loadHistory();
+    polls += 1;
+    if (run.state === "running") {
+      if (polls % 6 === 0) loadHistory();  // the history's row of this run, every 3 s
+      pollTimer = setTimeout(poll, 500);
+    } else {
+      loadHistory();
+    }
   }
 
   function showRun(run) {
@@ -345,7 +351,7 @@
     }[run.state] || run.state;
     $("run-file").textContent = `${run.file} · started ${when(run.started_at)}`;
     const order = RUN_ORDER.concat(Object.keys(run.counts).filter((s) => !RUN_ORDER.includes(s)));
-    renderCounts($("run-counts"), run.counts, order);
+    renderCounts($("run-counts"), run.counts, order, ["enrolled"]);
     $("run-error").textContent = run.error || "";
     $("run-error").hidden = !run.error;
     $("stop").hidden = !running;
@@ -448,7 +454,12 @@
         el("td", { text: when(run.started_at) }),
         el("td", { text: run.file }),
         el("td", null, [pill(run.state)]),
-        el("td", { className: "num", text: String(run.total) }),
+        el("td", {
+          className: "num",
+          text: run.state === "running"
+            ? `${run.done} / ${run.total}`
+            : String(Object.values(run.counts || {}).reduce((a, b) => a + b, 0)),
+        }),
         el("td", { text: outcome(run.counts) }),
         links,
         actions,
