@@ -85,3 +85,8 @@ def hr_workbook(path: Path, people: list[tuple[str, str]]) -> Path:
         later.append([course, login])
     book.save(path)
     return path
+
+
+def booked(counts: dict[str, int]) -> int:
+    """Return how many rows made an enrollment in LMS365: enrolled, or on a waiting list."""
+    return counts.get("enrolled", 0) + counts.get("waitlisted", 0)

@@ -195,8 +195,10 @@
     const grouped = byCourse.checked;
     // Group by the course a cell resolved to where the check names it, else by the cell.
     const courseOf = (r) => String(r.lms_course_id || r.course_id || "");
+    // Groups in the order of what people read: the course's title, else its cell.
+    const labelOf = (r) => `${r.course_title || r.course_id || ""}\u0000${courseOf(r)}`;
     if (grouped) {
-      rows = rows.slice().sort((a, b) => courseOf(a).localeCompare(courseOf(b), undefined, { numeric: true }) || a.row - b.row);
+      rows = rows.slice().sort((a, b) => labelOf(a).localeCompare(labelOf(b), undefined, { numeric: true }) || a.row - b.row);
     }
     const body = document.createElement("tbody");
     let course = null;
