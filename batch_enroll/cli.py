@@ -632,6 +632,134 @@ def simulate(
         click.echo("Simulator stopped.", err=True)
 
 
+AUTH_TOKEN_ENV = "BATCH_ENROLL_TOKEN"  # noqa: S105 (the variable's name, not a secret)
+
+
+@main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; other than loopback only with --auth-token.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8366, show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("batch-enroll-data"),
+    show_default=True,
+    help="Where uploads, runs, results and their journals are kept (the history).",
+)
+@_with(_connection_options)
+@click.option("--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host.")
+@click.option(
+    "--auth-token",
+    envvar=AUTH_TOKEN_ENV,
+    show_envvar=True,
+    help="Every request must carry this token (the page asks for it once); needed off loopback.",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(0.01, 10_000),
+    default=50.0,
+    show_default=True,
+    help="Largest sheet accepted; bigger uploads get a clear 413 answer.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Most requests in flight at once during a run.",
+)
+@click.option(
+    "--rate",
+    default="auto",
+    show_default=True,
+    callback=_parse_rate,
+    help="Requests per second for each run, or 'auto' to find the tenant's ceiling.",
+)
+@_require_session
+@click.option(
+    "--max-unenroll",
+    default="10%",
+    show_default=True,
+    help="Refuse a run that would unenroll more rows than this count or share.",
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    base_url: str | None,
+    api_key: str | None,
+    api_key_file: Path | None,
+    proxy: str | None,
+    ca_bundle: Path | None,
+    region: str | None,
+    auth_token: str | None,
+    max_upload_mb: float,
+    concurrency: int,
+    rate: float | None,
+    require_session: bool,
+    max_unenroll: str,
+) -> None:
+    """Serve the page: check a sheet, enroll it, download the results (until Ctrl+C)."""
+    import logging
+
+    from batch_enroll.validator import unenroll_limit
+    from batch_enroll.web import WebConfig, create_app, is_loopback
+    from batch_enroll.web.serve import run_server
+
+    try:
+        unenroll_limit(max_unenroll, 1)
+    except ConfigError as exc:
+        _fail(str(exc))
+    connection = _connection(
+        base_url=base_url,
+        region=region,
+        api_key=api_key,
+        api_key_file=api_key_file,
+        proxy=proxy,
+        ca_bundle=ca_bundle,
+    )
+    loopback = is_loopback(host)
+    if not loopback and not auth_token:
+        _fail(
+            f"refusing to listen on {host}: other machines could enroll with this server's key;"
+            f" set {AUTH_TOKEN_ENV} (or --auth-token) so every request must carry it,"
+            " or keep the default --host 127.0.0.1"
+        )
+    options = RunOptions(
+        **connection,
+        concurrency=concurrency,
+        rate=rate,
+        require_session=require_session,
+        max_unenroll=max_unenroll,
+    )
+    config = WebConfig(
+        data_dir=data_dir,
+        options=options,
+        max_upload_mb=max_upload_mb,
+        auth_token=auth_token or None,
+        # A loopback server without a token answers only to its own names, so a web
+        # page elsewhere cannot reach it by pointing its own name at 127.0.0.1.
+        allowed_hosts=frozenset({"127.0.0.1", "localhost", "[::1]"})
+        if loopback and not auth_token
+        else frozenset(),
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for noisy in ("httpx", "httpcore", "asyncio", "aiohttp", "hpack", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        app = create_app(config)
+    except OSError as exc:
+        _fail(f"{data_dir}: {exc.strerror or exc}")
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"batch-enroll serve on http://{shown}:{port} (Ctrl+C to stop)", err=True)
+    click.echo(f"Runs, results and history are kept in {data_dir.resolve()}", err=True)
+    run_server(app, host=host, port=port)
+
+
 def _bundled(name: str) -> Path:
     from importlib import resources
 

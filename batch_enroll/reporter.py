@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from batch_enroll.advice import advice, explain
-from batch_enroll.files import atomic_open
+from batch_enroll.files import atomic_open, atomic_path
 from batch_enroll.model import (
     CHECK_STATUSES,
     EXIT_AUTH,
@@ -50,6 +50,7 @@ __all__ = [
     "validate_summary",
     "write_csv",
     "write_summary_json",
+    "write_xlsx",
 ]
 
 SUMMARY_SCHEMA_VERSION = 2
@@ -522,3 +523,70 @@ def write_summary_json(summary: Summary, path: Path) -> None:
     """Write the summary JSON for schedulers, atomically: a reader never sees half of it."""
     with atomic_open(path) as handle:
         handle.write(json.dumps(summary.to_json(), indent=2) + "\n")
+
+
+#: Fill colours of the status cells in the .xlsx results: green done, amber look, red act.
+STATUS_FILLS: dict[str, str] = {
+    "enrolled": "C6EFCE",
+    "unenrolled": "C6EFCE",
+    "already_enrolled": "DDEBF7",
+    "skipped_enrolled": "DDEBF7",
+    "waitlisted": "DDEBF7",
+    "ok": "C6EFCE",
+    "warning": "FFEB9C",
+    "duplicate": "FFEB9C",
+    "not_attempted": "FFEB9C",
+    "invalid": "FFC7CE",
+    "failed": "FFC7CE",
+}
+
+
+def write_xlsx(frame: pd.DataFrame, path: Path) -> None:
+    """Write a results or report sheet as .xlsx: header frozen, autofilter, status coloured.
+
+    Cells and header are neutralised as in the CSV, and every cell but the row
+    number is written as text, so no cell of the input ever becomes a formula.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Results")
+    columns = [str(c) for c in frame.columns]
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(max(len(columns), 1))}{len(frame) + 1}"
+    cells = safe_cells(frame.astype(object).where(frame.notna(), ""))
+    for i, (name, column) in enumerate(zip(columns, cells, strict=True), start=1):
+        # Wide enough for the header and the first thousand cells, within reason.
+        longest = max((len(v) for v in column[:1000]), default=0)
+        sheet.column_dimensions[get_column_letter(i)].width = min(
+            max(len(name), longest, 6) + 2, 60
+        )
+    bold = Font(bold=True)
+    header = []
+    for name in safe_header(frame):
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.data_type = "s"  # a header cell is the input's own text too
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    fills = {s: PatternFill("solid", start_color=c, end_color=c) for s, c in STATUS_FILLS.items()}
+    status_at = columns.index("status") if "status" in columns else -1
+    row_at = columns.index("row") if "row" in columns else -1
+    for values in zip(*cells, strict=True):
+        out: list[Any] = []
+        for i, value in enumerate(values):
+            if i == row_at:
+                out.append(int(value))
+                continue
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"  # text, never a formula
+            if i == status_at and value in fills:
+                cell.fill = fills[value]
+            out.append(cell)
+        sheet.append(out)
+    # Beside the target and renamed into place, so a crash never leaves half a workbook.
+    with atomic_path(path) as tmp:
+        book.save(tmp)
