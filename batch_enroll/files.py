@@ -116,3 +116,8 @@ def check_writable(
             raise UnwritableError(
                 f"cannot write the {what} {target}: the file is read-only; nothing was sent"
             )
+
+
+def optional_path(path: str | Path | None) -> Path | None:
+    """Return ``path`` as a Path; None (a file not asked for) stays None."""
+    return Path(path) if path is not None else None

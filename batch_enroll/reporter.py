@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,12 @@ from batch_enroll.model import (
     carried_name,
 )
 
+if TYPE_CHECKING:
+    from batch_enroll.ratelimit import RateLimiter
+
 __all__ = [
     "SUMMARY_SCHEMA_VERSION",
+    "Source",
     "Summary",
     "neutralise",
     "neutralise_cell",
@@ -367,79 +372,88 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class Source:
+    """The sheet a summary speaks of, and when the work on it began."""
+
+    path: str
+    sha256: str
+    #: What the loader has to say about the sheet; the summary's notes start with these.
+    notes: Sequence[str] = ()
+    started_at: str = field(default_factory=now_iso)
+    started: float = field(default_factory=time.monotonic)
+
+
+#: The exit code of a run or validation that ended before its rows could speak for it.
+_EXIT_FOR_END = {
+    "auth": EXIT_AUTH,
+    "interrupted": EXIT_INTERRUPTED,
+    "crashed": EXIT_SOFTWARE,
+    # Stopped before sending (a refused resume, say): never a clean exit.
+    "failed": EXIT_ROW_PROBLEMS,
+}
+
+
+def _summary(
+    frame: pd.DataFrame, *, command: str, source: Source, output: str, ended: str, verdict: int
+) -> Summary:
+    """Sum up ``frame``; ``verdict`` is the exit code its rows give when ``ended`` is done."""
+    summary = summarise(
+        frame,
+        command=command,
+        input_path=source.path,
+        input_sha256=source.sha256,
+        output=output,
+        started_at=source.started_at,
+        finished_at=now_iso(),
+        elapsed=time.monotonic() - source.started,
+        exit_code=_EXIT_FOR_END.get(ended, verdict),
+    )
+    summary.notes[:0] = source.notes
+    summary.results = frame
+    return summary
+
+
 def run_summary(
     frame: pd.DataFrame,
     *,
-    input_path: str,
-    input_sha256: str,
+    source: Source,
     output: str,
-    started_at: str,
-    elapsed: float,
     ended: str,
     stopped_because: str,
     sending_seconds: float,
-    requests: int,
-    throttled: int,
-    rate_found: float | None,
+    limiter: RateLimiter,
     journal: str,
 ) -> Summary:
-    """Sum up a run; ``ended`` is how sending ended: done, failed, auth or interrupted."""
+    """Sum up a run; ``ended`` is how sending ended: done, failed, auth, interrupted or crashed."""
     counts = frame["status"].value_counts().to_dict()
-    exit_code = exit_code_for({str(k): int(v) for k, v in counts.items()})
-    if ended == "auth":
-        exit_code = EXIT_AUTH
-    elif ended == "interrupted":
-        exit_code = EXIT_INTERRUPTED
-    elif ended == "crashed":
-        exit_code = EXIT_SOFTWARE
-    elif ended == "failed":
-        # Stopped before sending (a refused resume, say): never a clean exit.
-        exit_code = max(exit_code, EXIT_ROW_PROBLEMS)
-    summary = summarise(
-        frame,
-        command="run",
-        input_path=input_path,
-        input_sha256=input_sha256,
-        output=output,
-        started_at=started_at,
-        finished_at=now_iso(),
-        elapsed=elapsed,
-        exit_code=exit_code,
+    verdict = exit_code_for({str(k): int(v) for k, v in counts.items()})
+    summary = _summary(
+        frame, command="run", source=source, output=output, ended=ended, verdict=verdict
     )
-    summary.requests = requests
-    summary.throttled = throttled
-    summary.rate_found = rate_found
+    summary.requests = limiter.requests
+    summary.throttled = limiter.throttled
+    # The ceiling found, not the rate last probed above it.
+    summary.rate_found = round(limiter.found, 1) if limiter.adaptive else None
     summary.stopped_because = stopped_because
     summary.sending_seconds = round(sending_seconds, 3)
     summary.journal = journal
-    summary.results = frame
     return summary
 
 
 def validate_summary(
     frame: pd.DataFrame,
     *,
-    input_path: str,
-    input_sha256: str,
+    source: Source,
     output: str,
-    started_at: str,
-    elapsed: float,
     online: bool,
+    ended: str = "done",
     stopped_because: str = "",
-    exit_code: int | None = None,
 ) -> Summary:
-    """Sum up a validation; ``exit_code`` overrides the one the verdicts give."""
-    problems = int((frame["status"] == INVALID).sum())
-    summary = summarise(
-        frame,
-        command="validate",
-        input_path=input_path,
-        input_sha256=input_sha256,
-        output=output,
-        started_at=started_at,
-        finished_at=now_iso(),
-        elapsed=elapsed,
-        exit_code=exit_code if exit_code is not None else (1 if problems else 0),
+    """Sum up a validation; ``ended`` is "auth" or "failed" when LMS365 could not be asked."""
+    verdict = 1 if (frame["status"] == INVALID).any() else 0
+    summary = _summary(
+        frame, command="validate", source=source, output=output, ended=ended, verdict=verdict
     )
     summary.stopped_because = stopped_because
     if not online:
@@ -447,7 +461,6 @@ def validate_summary(
             "Offline check only: finding the courses and sessions the sheet names, and their"
             " rules, need --base-url and --api-key."
         )
-    summary.results = frame
     return summary
 
 

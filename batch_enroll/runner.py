@@ -10,17 +10,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pandas as pd
 
 from batch_enroll.client import LmsClient
-from batch_enroll.crash import innermost
+from batch_enroll.crash import crash_reason, unfinished_results
 from batch_enroll.errors import AuthFailure, CallFailed
-from batch_enroll.files import check_writable
+from batch_enroll.files import check_writable, optional_path
 from batch_enroll.journal import (
     Journal,
     JournalState,
@@ -30,13 +31,14 @@ from batch_enroll.journal import (
     open_journal,
 )
 from batch_enroll.loader import DEFAULT_MAX_INPUT_MB, Sheet, load_sheet
-from batch_enroll.lookup import read_held, resolve_users, settle
-from batch_enroll.model import EXIT_AUTH, EXIT_ROW_PROBLEMS, NOT_ATTEMPTED, Job, RowResult
+from batch_enroll.lookup import resolve_users, settle_held
+from batch_enroll.model import Job, RowResult
 from batch_enroll.options import RunOptions
 from batch_enroll.pool import PoolEnd, StopHandle, send_jobs, stop_on_signals
 from batch_enroll.progress import Progress, ProgressFeed
 from batch_enroll.ratelimit import RateLimiter
 from batch_enroll.reporter import (
+    Source,
     Summary,
     now_iso,
     results_frame,
@@ -51,8 +53,6 @@ from batch_enroll.validator import check_offline, guard_unenroll, jobs_from, wit
 
 __all__ = ["run_sheet", "run_sheet_async", "validate_sheet", "validate_sheet_async"]
 
-_EXIT_FOR = {PoolEnd.AUTH: EXIT_AUTH, PoolEnd.FAILED: EXIT_ROW_PROBLEMS}
-
 
 @dataclass(frozen=True)
 class _Outcome:
@@ -66,6 +66,7 @@ class _Run:
     """Everything one run carries from loading to reporting."""
 
     sheet: Sheet
+    source: Source
     checked: pd.DataFrame
     options: RunOptions
     journal: Journal
@@ -73,8 +74,6 @@ class _Run:
     progress: ProgressFeed
     out: Path
     summary_json: Path | None
-    started_at: str
-    started: float
     limiter: RateLimiter = field(init=False)
     results: dict[int, RowResult] = field(init=False)
 
@@ -84,6 +83,14 @@ class _Run:
 
 
 # -- the stages, in order ------------------------------------------------------------------------
+
+
+def _load(
+    input_path: str | Path, *, clock: tuple[str, float], sheet_name: str | None, max_input_mb: float
+) -> tuple[Sheet, Source]:
+    """Read the sheet; the summary counts its time from ``clock`` (wall, monotonic)."""
+    sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
+    return sheet, Source(str(sheet.path), sheet.sha256, sheet.notes, *clock)
 
 
 def _check(sheet: Sheet, options: RunOptions) -> pd.DataFrame:
@@ -104,34 +111,29 @@ async def _settle(run: _Run, client: LmsClient) -> list[Job]:
     A resumed run first checks that every course cell still names the course it
     named when the run started.
     """
-    options = run.options
     resolved = resolved_courses(run.checked)
-    if run.prior is not None:
-        changed = resolution_changes(run.prior.resolved, resolved)
-        if changed:
-            raise Halted(PoolEnd.FAILED, changed)
+    changed = resolution_changes(run.prior.resolved, resolved) if run.prior is not None else ""
+    if changed:
+        raise Halted(PoolEnd.FAILED, changed)
     run.journal.resolved(resolved)
     try:
-        if options.resolve_users:
+        if run.options.resolve_users:
             await resolve_users(client, run.checked)
         journal_verdicts(run.journal, run.checked)
         jobs = [job for job in jobs_from(run.checked) if job.index not in run.results]
-        if jobs and (run.prior is not None or options.skip_enrolled):
-            # A resumed run may have sent rows it never journalled: look before resending.
-            held = await read_held(client, [job.course_id for job in jobs])
-            jobs, settled = settle(
-                jobs,
-                held,
-                prior=run.prior,
-                skip_enrolled=options.skip_enrolled,
-                journal=run.journal,
-            )
-            run.results.update(settled)
+        jobs, settled = await settle_held(
+            client,
+            jobs,
+            prior=run.prior,
+            skip_enrolled=run.options.skip_enrolled,
+            journal=run.journal,
+        )
     except AuthFailure as exc:
         raise Halted(PoolEnd.AUTH, exc.explain()) from None
     except CallFailed as exc:
         reason = f"could not read what LMS365 already holds ({exc}); nothing was sent"
         raise Halted(PoolEnd.FAILED, reason) from None
+    run.results.update(settled)
     return jobs
 
 
@@ -155,41 +157,10 @@ async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle)
         grace=run.options.grace,
     )
     run.results.update((result.index, result) for result in report.cut_off_results())
-    sending = report.sending_seconds
-    if report.end is PoolEnd.AUTH and report.auth_failure is not None:
-        return _Outcome(report.end, report.auth_failure.explain(), sending)
-    if report.end is PoolEnd.INTERRUPTED:
-        stopped = "interrupted; rows not sent are not_attempted (finish with --resume)"
-        return _Outcome(report.end, stopped, sending)
-    run.journal.done()
-    return _Outcome(report.end, "", sending)
-
-
-def _report(run: _Run, outcome: _Outcome) -> Summary:
-    """Write the results sheet (and the summary JSON) and return the summary."""
-    frame = results_frame(run.checked, extra_columns=run.sheet.extra_columns, results=run.results)
-    write_csv(frame, run.out)
-    limiter = run.limiter
-    summary = run_summary(
-        frame,
-        input_path=str(run.sheet.path),
-        input_sha256=run.sheet.sha256,
-        output=str(run.out),
-        started_at=run.started_at,
-        elapsed=time.monotonic() - run.started,
-        ended=outcome.end.value,
-        stopped_because=outcome.stopped_because,
-        sending_seconds=outcome.sending_seconds,
-        requests=limiter.requests,
-        throttled=limiter.throttled,
-        # The ceiling found, not the rate last probed above it.
-        rate_found=round(limiter.found, 1) if limiter.adaptive else None,
-        journal=str(run.journal.path),
-    )
-    summary.notes[:0] = run.sheet.notes
-    if run.summary_json is not None:
-        write_summary_json(summary, run.summary_json)
-    return summary
+    stopped_because = report.stopped_because()
+    if not stopped_because:
+        run.journal.done()
+    return _Outcome(report.end, stopped_because, report.sending_seconds)
 
 
 async def _online(run: _Run, stop: StopHandle) -> _Outcome:
@@ -205,22 +176,23 @@ async def _online(run: _Run, stop: StopHandle) -> _Outcome:
         return await _send(run, client, jobs, stop)
 
 
-INTERNAL_ERROR = "InternalError"
-
-
-def _mark_unfinished(run: _Run) -> None:
-    """Say on each row a crash left unfinished why it was not done (not journalled: resumable)."""
-    message = (
-        "the run stopped on an internal error before this row was finished; a re-run with"
-        " --resume asks LMS365 before sending it again"
+def _report(run: _Run, outcome: _Outcome) -> Summary:
+    """Write the results sheet (and the summary JSON) and return the summary."""
+    frame = results_frame(run.checked, extra_columns=run.sheet.extra_columns, results=run.results)
+    write_csv(frame, run.out)
+    summary = run_summary(
+        frame,
+        source=run.source,
+        output=str(run.out),
+        ended=outcome.end.value,
+        stopped_because=outcome.stopped_because,
+        sending_seconds=outcome.sending_seconds,
+        limiter=run.limiter,
+        journal=str(run.journal.path),
     )
-    # Best effort on the way out: the crash itself is what the caller must hear about.
-    with contextlib.suppress(Exception):
-        for job in jobs_from(run.checked):
-            if job.index not in run.results:
-                run.results[job.index] = RowResult(
-                    job.index, NOT_ATTEMPTED, error_code=INTERNAL_ERROR, error_message=message
-                )
+    if run.summary_json is not None:
+        write_summary_json(summary, run.summary_json)
+    return summary
 
 
 # -- the entry points ----------------------------------------------------------------------------
@@ -250,18 +222,17 @@ async def run_sheet_async(
     """
     clock = now_iso(), time.monotonic()
     out = Path(out)
-    journal_path = Path(journal) if journal is not None else journal_path_for(out)
-    summary_path = Path(summary_json) if summary_json is not None else None
+    journal_path = optional_path(journal) or journal_path_for(out)
+    summary_path = optional_path(summary_json)
     # Before anything is read or sent: a results folder that cannot take the results
     # must not be found out after every row was enrolled.
     check_writable(
         replaced=[("results", out), ("summary JSON", summary_path)],
         appended=[("journal", journal_path)],
     )
-    sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
+    sheet, source = _load(input_path, clock=clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
     checked = _check(sheet, options)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stop = stop or StopHandle()
     with RunLock(out):
         opened, prior = open_journal(
             journal_path,
@@ -271,19 +242,18 @@ async def run_sheet_async(
             resume=resume,
         )
         progress = ProgressFeed(on_progress)
-        run = _Run(sheet, checked, options, opened, prior, progress, out, summary_path, *clock)
+        run = _Run(sheet, source, checked, options, opened, prior, progress, out, summary_path)
         try:
-            async with stop_on_signals(stop, enabled=handle_signals):
+            async with stop_on_signals(stop, enabled=handle_signals) as stop:
                 outcome = _Outcome(PoolEnd.INTERRUPTED, "interrupted")
                 try:
                     outcome = await _online(run, stop)
                 except Exception as exc:
                     # A bug. What was done is still written below, and the journal lets
                     # --resume finish the run; the exception goes on to the caller.
-                    crash = innermost(exc)
-                    reason = f"internal error ({type(crash).__name__}); finish with --resume"
-                    outcome = _Outcome(PoolEnd.CRASHED, reason)
-                    _mark_unfinished(run)
+                    outcome = _Outcome(PoolEnd.CRASHED, crash_reason(exc))
+                    with contextlib.suppress(Exception):  # the crash is what must be heard
+                        run.results.update(unfinished_results(jobs_from(checked), run.results))
                     raise
                 finally:
                     # Whatever stopped the run, the journal and the results are written
@@ -311,22 +281,7 @@ def run_sheet(
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Run ``run_sheet_async`` in an event loop of its own; Ctrl+C and SIGTERM stop it."""
-    return anyio.run(
-        functools.partial(
-            run_sheet_async,
-            input_path,
-            out=out,
-            options=options,
-            summary_json=summary_json,
-            journal=journal,
-            resume=resume,
-            on_progress=on_progress,
-            stop=stop,
-            handle_signals=True,
-            sheet_name=sheet_name,
-            max_input_mb=max_input_mb,
-        )
-    )
+    return _in_own_loop(run_sheet_async, locals())
 
 
 async def validate_sheet_async(
@@ -344,38 +299,32 @@ async def validate_sheet_async(
 
     ``stop`` (or, with ``handle_signals``, Ctrl+C) cuts the course reads short.
     """
-    started_at, started = now_iso(), time.monotonic()
-    report_path = Path(report) if report is not None else None
-    summary_path = Path(summary_json) if summary_json is not None else None
+    clock = now_iso(), time.monotonic()
+    report_path, summary_path = optional_path(report), optional_path(summary_json)
     check_writable(replaced=[("report", report_path), ("summary JSON", summary_path)])
-    sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
+    sheet, source = _load(input_path, clock=clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
     checked = check_offline(sheet.frame)
-    halted: _Outcome | None = None
+    outcome = _Outcome(PoolEnd.DONE)
     if options is not None:
-        stop = stop or StopHandle()
         async with (
-            stop_on_signals(stop, enabled=handle_signals),
+            stop_on_signals(stop, enabled=handle_signals) as stop,
             LmsClient(options, limiter=make_limiter(options.rate)) as client,
         ):
             try:
                 await check_online(client, checked, options, stop)
             except Halted as halt:
-                halted = _Outcome(halt.end, halt.reason)
+                outcome = _Outcome(halt.end, halt.reason)
     frame = results_frame(checked, extra_columns=sheet.extra_columns)
     if report_path is not None:
         write_csv(frame, report_path)
     summary = validate_summary(
         frame,
-        input_path=str(sheet.path),
-        input_sha256=sheet.sha256,
+        source=source,
         output=str(report) if report is not None else "(no report written)",
-        started_at=started_at,
-        elapsed=time.monotonic() - started,
         online=options is not None,
-        stopped_because=halted.stopped_because if halted else "",
-        exit_code=_EXIT_FOR[halted.end] if halted else None,
+        ended=outcome.end.value,
+        stopped_because=outcome.stopped_because,
     )
-    summary.notes[:0] = sheet.notes
     if summary_path is not None:
         write_summary_json(summary, summary_path)
     return summary
@@ -392,15 +341,10 @@ def validate_sheet(
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Run ``validate_sheet_async`` in an event loop of its own; Ctrl+C stops its reads."""
-    call = functools.partial(
-        validate_sheet_async,
-        input_path,
-        report=report,
-        options=options,
-        summary_json=summary_json,
-        stop=stop,
-        handle_signals=True,
-        sheet_name=sheet_name,
-        max_input_mb=max_input_mb,
-    )
-    return anyio.run(call)
+    return _in_own_loop(validate_sheet_async, locals())
+
+
+def _in_own_loop(entry: Callable[..., Awaitable[Summary]], arguments: dict[str, Any]) -> Summary:
+    """Call an async entry point with a sync one's arguments, letting signals stop it."""
+    # ``arguments`` is the sync function's locals() taken first thing: its parameters.
+    return anyio.run(functools.partial(entry, **arguments, handle_signals=True))
