@@ -11,7 +11,7 @@ from typing import IO
 
 from batch_enroll.errors import ConfigError
 
-__all__ = ["UnwritableError", "atomic_open", "atomic_path", "check_writable"]
+__all__ = ["UnwritableError", "atomic_open", "atomic_path", "check_writable", "optional_path"]
 
 
 class UnwritableError(ConfigError):

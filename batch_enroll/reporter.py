@@ -37,10 +37,13 @@ from batch_enroll.model import (
 )
 
 if TYPE_CHECKING:
+    from batch_enroll.journal import RunFiles
+    from batch_enroll.pool import PoolEnd
     from batch_enroll.ratelimit import RateLimiter
 
 __all__ = [
     "SUMMARY_SCHEMA_VERSION",
+    "Ending",
     "Source",
     "Summary",
     "neutralise",
@@ -48,11 +51,11 @@ __all__ = [
     "now_iso",
     "render_resolved",
     "render_summary",
+    "report_run",
+    "report_validation",
     "results_frame",
-    "run_summary",
     "safe_cells",
     "safe_header",
-    "validate_summary",
     "write_csv",
     "write_summary_json",
 ]
@@ -374,14 +377,25 @@ def now_iso() -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """The sheet a summary speaks of, and when the work on it began."""
+    """The sheet a report speaks of, and when the work on it began."""
 
     path: str
     sha256: str
     #: What the loader has to say about the sheet; the summary's notes start with these.
-    notes: Sequence[str] = ()
-    started_at: str = field(default_factory=now_iso)
-    started: float = field(default_factory=time.monotonic)
+    notes: Sequence[str]
+    #: The sheet's own columns, carried into the results after the result columns.
+    extra_columns: Sequence[str]
+    started_at: str
+    started: float
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the work ended: the pool's word for it, and the summary's."""
+
+    end: PoolEnd
+    stopped_because: str = ""
+    sending_seconds: float = 0.0
 
 
 #: The exit code of a run or validation that ended before its rows could speak for it.
@@ -395,9 +409,16 @@ _EXIT_FOR_END = {
 
 
 def _summary(
-    frame: pd.DataFrame, *, command: str, source: Source, output: str, ended: str, verdict: int
+    frame: pd.DataFrame,
+    *,
+    command: str,
+    source: Source,
+    output: str,
+    ending: Ending | None,
+    verdict: int,
 ) -> Summary:
-    """Sum up ``frame``; ``verdict`` is the exit code its rows give when ``ended`` is done."""
+    """Sum up ``frame``; ``verdict`` is the exit code its rows give when the work was done."""
+    ended = ending.end.value if ending is not None else "done"
     summary = summarise(
         frame,
         command=command,
@@ -410,57 +431,72 @@ def _summary(
         exit_code=_EXIT_FOR_END.get(ended, verdict),
     )
     summary.notes[:0] = source.notes
+    summary.stopped_because = ending.stopped_because if ending is not None else ""
     summary.results = frame
     return summary
 
 
-def run_summary(
-    frame: pd.DataFrame,
-    *,
+def report_run(
+    checked: pd.DataFrame,
     source: Source,
-    output: str,
-    ended: str,
-    stopped_because: str,
-    sending_seconds: float,
+    files: RunFiles,
+    *,
+    results: Mapping[int, RowResult],
+    ending: Ending,
     limiter: RateLimiter,
-    journal: str,
 ) -> Summary:
-    """Sum up a run; ``ended`` is how sending ended: done, failed, auth, interrupted or crashed."""
+    """Write a run's results sheet, then its summary JSON (when asked for); return the summary."""
+    frame = results_frame(checked, extra_columns=source.extra_columns, results=results)
+    # First: whatever goes wrong after, every row's outcome is on disk.
+    write_csv(frame, files.results)
     counts = frame["status"].value_counts().to_dict()
     verdict = exit_code_for({str(k): int(v) for k, v in counts.items()})
     summary = _summary(
-        frame, command="run", source=source, output=output, ended=ended, verdict=verdict
+        frame,
+        command="run",
+        source=source,
+        output=str(files.results),
+        ending=ending,
+        verdict=verdict,
     )
     summary.requests = limiter.requests
     summary.throttled = limiter.throttled
     # The ceiling found, not the rate last probed above it.
     summary.rate_found = round(limiter.found, 1) if limiter.adaptive else None
-    summary.stopped_because = stopped_because
-    summary.sending_seconds = round(sending_seconds, 3)
-    summary.journal = journal
+    summary.sending_seconds = round(ending.sending_seconds, 3)
+    summary.journal = str(files.journal)
+    if files.summary_json is not None:
+        write_summary_json(summary, files.summary_json)
     return summary
 
 
-def validate_summary(
-    frame: pd.DataFrame,
-    *,
+def report_validation(
+    checked: pd.DataFrame,
     source: Source,
-    output: str,
-    online: bool,
-    ended: str = "done",
-    stopped_because: str = "",
+    *,
+    ending: Ending | None,
+    report: str | Path | None,
+    summary_json: Path | None,
 ) -> Summary:
-    """Sum up a validation; ``ended`` is "auth" or "failed" when LMS365 could not be asked."""
+    """Write a validation's report and summary JSON (those asked for); return the summary.
+
+    ``ending`` None means LMS365 was not asked: the check was offline.
+    """
+    frame = results_frame(checked, extra_columns=source.extra_columns)
+    if report is not None:
+        write_csv(frame, Path(report))
+    output = str(report) if report is not None else "(no report written)"
     verdict = 1 if (frame["status"] == INVALID).any() else 0
     summary = _summary(
-        frame, command="validate", source=source, output=output, ended=ended, verdict=verdict
+        frame, command="validate", source=source, output=output, ending=ending, verdict=verdict
     )
-    summary.stopped_because = stopped_because
-    if not online:
+    if ending is None:
         summary.notes.append(
             "Offline check only: finding the courses and sessions the sheet names, and their"
             " rules, need --base-url and --api-key."
         )
+    if summary_json is not None:
+        write_summary_json(summary, summary_json)
     return summary
 
 

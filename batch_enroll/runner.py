@@ -22,14 +22,7 @@ from batch_enroll.client import LmsClient
 from batch_enroll.crash import crash_reason, unfinished_results
 from batch_enroll.errors import AuthFailure, CallFailed
 from batch_enroll.files import check_writable, optional_path
-from batch_enroll.journal import (
-    Journal,
-    JournalState,
-    RunLock,
-    journal_path_for,
-    journal_verdicts,
-    open_journal,
-)
+from batch_enroll.journal import Journal, JournalState, RunFiles, journal_verdicts, locked_journal
 from batch_enroll.loader import DEFAULT_MAX_INPUT_MB, Sheet, load_sheet
 from batch_enroll.lookup import resolve_users, settle_held
 from batch_enroll.model import Job, RowResult
@@ -37,16 +30,7 @@ from batch_enroll.options import RunOptions
 from batch_enroll.pool import PoolEnd, StopHandle, send_jobs, stop_on_signals
 from batch_enroll.progress import Progress, ProgressFeed
 from batch_enroll.ratelimit import RateLimiter
-from batch_enroll.reporter import (
-    Source,
-    Summary,
-    now_iso,
-    results_frame,
-    run_summary,
-    validate_summary,
-    write_csv,
-    write_summary_json,
-)
+from batch_enroll.reporter import Ending, Source, Summary, now_iso, report_run, report_validation
 from batch_enroll.resolve import Halted, check_online, resolution_changes, resolved_courses
 from batch_enroll.transport import make_limiter
 from batch_enroll.validator import check_offline, guard_unenroll, jobs_from, with_global_flags
@@ -54,26 +38,15 @@ from batch_enroll.validator import check_offline, guard_unenroll, jobs_from, wit
 __all__ = ["run_sheet", "run_sheet_async", "validate_sheet", "validate_sheet_async"]
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    end: PoolEnd
-    stopped_because: str = ""
-    sending_seconds: float = 0.0
-
-
 @dataclass
 class _Run:
-    """Everything one run carries from loading to reporting."""
+    """What one run carries from settling to reporting."""
 
-    sheet: Sheet
-    source: Source
     checked: pd.DataFrame
     options: RunOptions
     journal: Journal
     prior: JournalState | None
     progress: ProgressFeed
-    out: Path
-    summary_json: Path | None
     limiter: RateLimiter = field(init=False)
     results: dict[int, RowResult] = field(init=False)
 
@@ -86,11 +59,11 @@ class _Run:
 
 
 def _load(
-    input_path: str | Path, *, clock: tuple[str, float], sheet_name: str | None, max_input_mb: float
+    input_path: str | Path, clock: tuple[str, float], *, sheet_name: str | None, max_input_mb: float
 ) -> tuple[Sheet, Source]:
-    """Read the sheet; the summary counts its time from ``clock`` (wall, monotonic)."""
+    """Read the sheet; its report counts the time from ``clock`` (wall, monotonic)."""
     sheet = load_sheet(input_path, sheet=sheet_name, max_input_mb=max_input_mb)
-    return sheet, Source(str(sheet.path), sheet.sha256, sheet.notes, *clock)
+    return sheet, Source(str(sheet.path), sheet.sha256, sheet.notes, sheet.extra_columns, *clock)
 
 
 def _check(sheet: Sheet, options: RunOptions) -> pd.DataFrame:
@@ -106,11 +79,8 @@ def _check(sheet: Sheet, options: RunOptions) -> pd.DataFrame:
 
 
 async def _settle(run: _Run, client: LmsClient) -> list[Job]:
-    """Journal the refused rows and settle those LMS365 already shows; return what to send.
-
-    A resumed run first checks that every course cell still names the course it
-    named when the run started.
-    """
+    """Journal the refused rows and settle those LMS365 already shows; return what to send."""
+    # A resumed run must send each row to the course its cell named when the run started.
     resolved = resolved_courses(run.checked)
     changed = resolution_changes(run.prior.resolved, resolved) if run.prior is not None else ""
     if changed:
@@ -137,7 +107,7 @@ async def _settle(run: _Run, client: LmsClient) -> list[Job]:
     return jobs
 
 
-async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle) -> _Outcome:
+async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle) -> Ending:
     """Send the jobs, journalling each outcome; mark the rows a stop cut off in flight."""
     row_numbers = run.checked["row"].tolist()  # the frame's index is its row position
     run.progress.begin(len(jobs))
@@ -160,39 +130,25 @@ async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle)
     stopped_because = report.stopped_because()
     if not stopped_because:
         run.journal.done()
-    return _Outcome(report.end, stopped_because, report.sending_seconds)
+    return Ending(report.end, stopped_because, report.sending_seconds)
 
 
-async def _online(run: _Run, stop: StopHandle) -> _Outcome:
-    """Resolve, check, settle and send, over one client's connections."""
-    async with LmsClient(run.options, limiter=run.limiter) as client:
+async def _online(
+    checked: pd.DataFrame, options: RunOptions, stop: StopHandle, run: _Run | None = None
+) -> Ending:
+    """Resolve and check the sheet; for a ``run``, settle and send too. One client for all."""
+    limiter = run.limiter if run is not None else make_limiter(options.rate)
+    async with LmsClient(options, limiter=limiter) as client:
         try:
-            await check_online(client, run.checked, run.options, stop)
+            await check_online(client, checked, options, stop)
+            if run is None:
+                return Ending(PoolEnd.DONE)
             if stop.requested:
-                return _Outcome(PoolEnd.INTERRUPTED, "interrupted before sending")
+                return Ending(PoolEnd.INTERRUPTED, "interrupted before sending")
             jobs = await _settle(run, client)
         except Halted as halt:
-            return _Outcome(halt.end, halt.reason)
+            return Ending(halt.end, halt.reason)
         return await _send(run, client, jobs, stop)
-
-
-def _report(run: _Run, outcome: _Outcome) -> Summary:
-    """Write the results sheet (and the summary JSON) and return the summary."""
-    frame = results_frame(run.checked, extra_columns=run.sheet.extra_columns, results=run.results)
-    write_csv(frame, run.out)
-    summary = run_summary(
-        frame,
-        source=run.source,
-        output=str(run.out),
-        ended=outcome.end.value,
-        stopped_because=outcome.stopped_because,
-        sending_seconds=outcome.sending_seconds,
-        limiter=run.limiter,
-        journal=str(run.journal.path),
-    )
-    if run.summary_json is not None:
-        write_summary_json(summary, run.summary_json)
-    return summary
 
 
 # -- the entry points ----------------------------------------------------------------------------
@@ -214,56 +170,38 @@ async def run_sheet_async(
 ) -> Summary:
     """Enroll every valid row of a sheet and write one result row per input row.
 
-    Every finished row goes to a journal (``RESULTS.journal`` unless ``journal``
-    is given); ``resume`` finishes a stopped run from it without sending any row
-    twice. ``on_progress`` hears how sending goes (at most about ten times a
-    second, and always once at the end); ``stop`` stops the run as Ctrl+C would;
-    ``handle_signals`` lets SIGINT and SIGTERM do so (in the main thread only).
+    Every finished row goes to a journal (``RESULTS.journal`` unless ``journal`` is
+    given), from which ``resume`` finishes a stopped run without sending a row twice.
+    ``on_progress`` hears how sending goes (about ten times a second at most, always at
+    the end); ``stop`` stops the run as Ctrl+C would, as do SIGINT and SIGTERM with
+    ``handle_signals`` (in the main thread only).
     """
     clock = now_iso(), time.monotonic()
-    out = Path(out)
-    journal_path = optional_path(journal) or journal_path_for(out)
-    summary_path = optional_path(summary_json)
-    # Before anything is read or sent: a results folder that cannot take the results
-    # must not be found out after every row was enrolled.
-    check_writable(
-        replaced=[("results", out), ("summary JSON", summary_path)],
-        appended=[("journal", journal_path)],
-    )
-    sheet, source = _load(input_path, clock=clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
+    files = RunFiles.checked(out, journal=journal, summary_json=summary_json)
+    sheet, source = _load(input_path, clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
     checked = _check(sheet, options)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with RunLock(out):
-        opened, prior = open_journal(
-            journal_path,
-            input_path=sheet.path,
-            input_sha256=sheet.sha256,
-            fingerprint=options.fingerprint(),
-            resume=resume,
-        )
-        progress = ProgressFeed(on_progress)
-        run = _Run(sheet, source, checked, options, opened, prior, progress, out, summary_path)
-        try:
-            async with stop_on_signals(stop, enabled=handle_signals) as stop:
-                outcome = _Outcome(PoolEnd.INTERRUPTED, "interrupted")
-                try:
-                    outcome = await _online(run, stop)
-                except Exception as exc:
-                    # A bug. What was done is still written below, and the journal lets
-                    # --resume finish the run; the exception goes on to the caller.
-                    outcome = _Outcome(PoolEnd.CRASHED, crash_reason(exc))
-                    with contextlib.suppress(Exception):  # the crash is what must be heard
-                        run.results.update(unfinished_results(jobs_from(checked), run.results))
-                    raise
-                finally:
-                    # Whatever stopped the run, the journal and the results are written
-                    # whole: this is plain blocking code, and signals that arrive meanwhile
-                    # wait in the receiver instead of raising KeyboardInterrupt into it.
-                    run.journal.close()
-                    summary = _report(run, outcome)
-                    run.progress.end()  # after the results are safe: it runs the caller's code
-        finally:
-            opened.close()
+    with locked_journal(files, sheet, options, resume=resume) as (opened, prior):
+        run = _Run(checked, options, opened, prior, ProgressFeed(on_progress))
+        async with stop_on_signals(stop, enabled=handle_signals) as stop:
+            ending = Ending(PoolEnd.INTERRUPTED, "interrupted")
+            try:
+                ending = await _online(checked, options, stop, run)
+            except Exception as exc:
+                # A bug. What was done is still written below, and the journal lets
+                # --resume finish the run; the exception goes on to the caller.
+                ending = Ending(PoolEnd.CRASHED, crash_reason(exc))
+                with contextlib.suppress(Exception):  # the crash is what must be heard
+                    run.results.update(unfinished_results(jobs_from(checked), run.results))
+                raise
+            finally:
+                # Whatever stopped the run, the journal and the results are written
+                # whole: this is plain blocking code, and signals that arrive meanwhile
+                # wait in the receiver instead of raising KeyboardInterrupt into it.
+                opened.close()
+                summary = report_run(
+                    checked, source, files, results=run.results, ending=ending, limiter=run.limiter
+                )
+                run.progress.end()  # after the results are safe: it runs the caller's code
     return summary
 
 
@@ -300,34 +238,17 @@ async def validate_sheet_async(
     ``stop`` (or, with ``handle_signals``, Ctrl+C) cuts the course reads short.
     """
     clock = now_iso(), time.monotonic()
-    report_path, summary_path = optional_path(report), optional_path(summary_json)
-    check_writable(replaced=[("report", report_path), ("summary JSON", summary_path)])
-    sheet, source = _load(input_path, clock=clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
+    summary_path = optional_path(summary_json)
+    check_writable(replaced=[("report", optional_path(report)), ("summary JSON", summary_path)])
+    sheet, source = _load(input_path, clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
     checked = check_offline(sheet.frame)
-    outcome = _Outcome(PoolEnd.DONE)
+    ending = None
     if options is not None:
-        async with (
-            stop_on_signals(stop, enabled=handle_signals) as stop,
-            LmsClient(options, limiter=make_limiter(options.rate)) as client,
-        ):
-            try:
-                await check_online(client, checked, options, stop)
-            except Halted as halt:
-                outcome = _Outcome(halt.end, halt.reason)
-    frame = results_frame(checked, extra_columns=sheet.extra_columns)
-    if report_path is not None:
-        write_csv(frame, report_path)
-    summary = validate_summary(
-        frame,
-        source=source,
-        output=str(report) if report is not None else "(no report written)",
-        online=options is not None,
-        ended=outcome.end.value,
-        stopped_because=outcome.stopped_because,
+        async with stop_on_signals(stop, enabled=handle_signals) as stop:
+            ending = await _online(checked, options, stop)
+    return report_validation(
+        checked, source, ending=ending, report=report, summary_json=summary_path
     )
-    if summary_path is not None:
-        write_summary_json(summary, summary_path)
-    return summary
 
 
 def validate_sheet(
