@@ -81,8 +81,8 @@ def atomic_open(
 
 def check_writable(
     *,
-    replaced: Iterable[tuple[str, Path | None]] = (),
-    appended: Iterable[tuple[str, Path | None]] = (),
+    replaced: Iterable[tuple[str, str | Path | None]] = (),
+    appended: Iterable[tuple[str, str | Path | None]] = (),
 ) -> None:
     """Refuse, before anything is sent, output files that could not be written.
 

@@ -143,8 +143,17 @@ def read_journal(path: Path) -> JournalState:
 class Journal:
     """Append records to a journal file, syncing them to disk about once a second."""
 
-    def __init__(self, path: Path, *, header: Mapping[str, Any] | None, append: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        header: Mapping[str, Any] | None,
+        append: bool,
+        prior: JournalState | None = None,
+    ) -> None:
         self.path = path
+        #: When resuming, what the stopped run had done; None for a fresh run.
+        self.prior = prior
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         self._fd = os.open(path, flags, 0o600)
         self._last_sync = time.monotonic()
@@ -220,8 +229,8 @@ def open_journal(
     input_sha256: str,
     fingerprint: Mapping[str, Any],
     resume: bool,
-) -> tuple[Journal, JournalState | None]:
-    """Open a run's journal; with ``resume``, also return what the stopped run finished.
+) -> Journal:
+    """Open a run's journal; with ``resume``, its ``prior`` holds what the stopped run did.
 
     A resume must read the same input with the same options that change what is
     sent; a fresh run must not overwrite a journal whose run sent rows and did not finish.
@@ -244,7 +253,7 @@ def open_journal(
                 f"{path} was written with other options that change what is sent"
                 f" ({', '.join(changed)}); resume with the same options"
             )
-        return Journal(path, header=None, append=True), prior
+        return Journal(path, header=None, append=True, prior=prior)
     if path.exists():
         try:
             state = read_journal(path)
@@ -265,7 +274,7 @@ def open_journal(
         "created": time.time(),
         "tool_version": __version__,
     }
-    return Journal(path, header=header, append=False), None
+    return Journal(path, header=header, append=False)
 
 
 class RunLock:
@@ -324,11 +333,11 @@ class RunFiles:
 @contextlib.contextmanager
 def locked_journal(
     files: RunFiles, sheet: Sheet, options: RunOptions, *, resume: bool
-) -> Iterator[tuple[Journal, JournalState | None]]:
+) -> Iterator[Journal]:
     """Hold the results' run lock and the run's journal (see ``open_journal``) in this block."""
     files.results.parent.mkdir(parents=True, exist_ok=True)
     with RunLock(files.results):
-        journal, prior = open_journal(
+        journal = open_journal(
             files.journal,
             input_path=sheet.path,
             input_sha256=sheet.sha256,
@@ -336,6 +345,6 @@ def locked_journal(
             resume=resume,
         )
         try:
-            yield journal, prior
+            yield journal
         finally:
             journal.close()

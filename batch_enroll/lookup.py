@@ -120,15 +120,15 @@ async def settle_held(
     client: LmsClient,
     jobs: Sequence[Job],
     *,
-    prior: JournalState | None,
-    skip_enrolled: bool,
     journal: Journal,
+    skip_enrolled: bool,
 ) -> tuple[list[Job], dict[int, RowResult]]:
     """Read what LMS365 holds when it matters, then ``settle``; return what is left to send.
 
     It matters when resuming (a row may have been sent and never journalled) and
     with ``skip_enrolled``; otherwise nothing is read.
     """
+    prior = journal.prior
     if not jobs or (prior is None and not skip_enrolled):
         return list(jobs), {}
     held = await read_held(client, [job.course_id for job in jobs])

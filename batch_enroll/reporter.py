@@ -476,7 +476,7 @@ def report_validation(
     *,
     ending: Ending | None,
     report: str | Path | None,
-    summary_json: Path | None,
+    summary_json: str | Path | None,
 ) -> Summary:
     """Write a validation's report and summary JSON (those asked for); return the summary.
 
@@ -496,7 +496,7 @@ def report_validation(
             " rules, need --base-url and --api-key."
         )
     if summary_json is not None:
-        write_summary_json(summary, summary_json)
+        write_summary_json(summary, Path(summary_json))
     return summary
 
 

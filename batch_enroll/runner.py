@@ -21,8 +21,8 @@ import pandas as pd
 from batch_enroll.client import LmsClient
 from batch_enroll.crash import crash_reason, unfinished_results
 from batch_enroll.errors import AuthFailure, CallFailed
-from batch_enroll.files import check_writable, optional_path
-from batch_enroll.journal import Journal, JournalState, RunFiles, journal_verdicts, locked_journal
+from batch_enroll.files import check_writable
+from batch_enroll.journal import Journal, RunFiles, journal_verdicts, locked_journal
 from batch_enroll.loader import DEFAULT_MAX_INPUT_MB, Sheet, load_sheet
 from batch_enroll.lookup import resolve_users, settle_held
 from batch_enroll.model import Job, RowResult
@@ -45,14 +45,13 @@ class _Run:
     checked: pd.DataFrame
     options: RunOptions
     journal: Journal
-    prior: JournalState | None
     progress: ProgressFeed
     limiter: RateLimiter = field(init=False)
     results: dict[int, RowResult] = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = make_limiter(self.options.rate)
-        self.results = self.prior.final() if self.prior is not None else {}
+        self.results = self.journal.prior.final() if self.journal.prior is not None else {}
 
 
 # -- the stages, in order ------------------------------------------------------------------------
@@ -81,9 +80,8 @@ def _check(sheet: Sheet, options: RunOptions) -> pd.DataFrame:
 async def _settle(run: _Run, client: LmsClient) -> list[Job]:
     """Journal the refused rows and settle those LMS365 already shows; return what to send."""
     # A resumed run must send each row to the course its cell named when the run started.
-    resolved = resolved_courses(run.checked)
-    changed = resolution_changes(run.prior.resolved, resolved) if run.prior is not None else ""
-    if changed:
+    resolved, prior = resolved_courses(run.checked), run.journal.prior
+    if prior is not None and (changed := resolution_changes(prior.resolved, resolved)):
         raise Halted(PoolEnd.FAILED, changed)
     run.journal.resolved(resolved)
     try:
@@ -92,11 +90,7 @@ async def _settle(run: _Run, client: LmsClient) -> list[Job]:
         journal_verdicts(run.journal, run.checked)
         jobs = [job for job in jobs_from(run.checked) if job.index not in run.results]
         jobs, settled = await settle_held(
-            client,
-            jobs,
-            prior=run.prior,
-            skip_enrolled=run.options.skip_enrolled,
-            journal=run.journal,
+            client, jobs, journal=run.journal, skip_enrolled=run.options.skip_enrolled
         )
     except AuthFailure as exc:
         raise Halted(PoolEnd.AUTH, exc.explain()) from None
@@ -127,10 +121,9 @@ async def _send(run: _Run, client: LmsClient, jobs: list[Job], stop: StopHandle)
         grace=run.options.grace,
     )
     run.results.update((result.index, result) for result in report.cut_off_results())
-    stopped_because = report.stopped_because()
-    if not stopped_because:
+    if report.end is PoolEnd.DONE:
         run.journal.done()
-    return Ending(report.end, stopped_because, report.sending_seconds)
+    return Ending(report.end, report.stopped_because(), report.sending_seconds)
 
 
 async def _online(
@@ -170,18 +163,16 @@ async def run_sheet_async(
 ) -> Summary:
     """Enroll every valid row of a sheet and write one result row per input row.
 
-    Every finished row goes to a journal (``RESULTS.journal`` unless ``journal`` is
-    given), from which ``resume`` finishes a stopped run without sending a row twice.
-    ``on_progress`` hears how sending goes (about ten times a second at most, always at
-    the end); ``stop`` stops the run as Ctrl+C would, as do SIGINT and SIGTERM with
-    ``handle_signals`` (in the main thread only).
+    ``resume`` finishes a stopped run from its journal (``RESULTS.journal`` unless
+    ``journal`` is given) without sending a row twice; ``on_progress`` hears how sending
+    goes; ``stop``, or SIGINT and SIGTERM with ``handle_signals``, stops it as Ctrl+C would.
     """
     clock = now_iso(), time.monotonic()
     files = RunFiles.checked(out, journal=journal, summary_json=summary_json)
     sheet, source = _load(input_path, clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
     checked = _check(sheet, options)
-    with locked_journal(files, sheet, options, resume=resume) as (opened, prior):
-        run = _Run(checked, options, opened, prior, ProgressFeed(on_progress))
+    with locked_journal(files, sheet, options, resume=resume) as opened:
+        run = _Run(checked, options, opened, ProgressFeed(on_progress))
         async with stop_on_signals(stop, enabled=handle_signals) as stop:
             ending = Ending(PoolEnd.INTERRUPTED, "interrupted")
             try:
@@ -238,8 +229,7 @@ async def validate_sheet_async(
     ``stop`` (or, with ``handle_signals``, Ctrl+C) cuts the course reads short.
     """
     clock = now_iso(), time.monotonic()
-    summary_path = optional_path(summary_json)
-    check_writable(replaced=[("report", optional_path(report)), ("summary JSON", summary_path)])
+    check_writable(replaced=[("report", report), ("summary JSON", summary_json)])
     sheet, source = _load(input_path, clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
     checked = check_offline(sheet.frame)
     ending = None
@@ -247,7 +237,7 @@ async def validate_sheet_async(
         async with stop_on_signals(stop, enabled=handle_signals) as stop:
             ending = await _online(checked, options, stop)
     return report_validation(
-        checked, source, ending=ending, report=report, summary_json=summary_path
+        checked, source, ending=ending, report=report, summary_json=summary_json
     )
 
 
@@ -266,6 +256,5 @@ def validate_sheet(
 
 
 def _in_own_loop(entry: Callable[..., Awaitable[Summary]], arguments: dict[str, Any]) -> Summary:
-    """Call an async entry point with a sync one's arguments, letting signals stop it."""
-    # ``arguments`` is the sync function's locals() taken first thing: its parameters.
+    """Call an async entry point with a sync one's locals() (its parameters); signals stop it."""
     return anyio.run(functools.partial(entry, **arguments, handle_signals=True))
