@@ -6,15 +6,26 @@ import os
 import tempfile
 import time
 import traceback
+from collections.abc import Container, Iterable
 from pathlib import Path
 
-from batch_enroll.model import EXIT_SOFTWARE
+from batch_enroll.model import EXIT_SOFTWARE, NOT_ATTEMPTED, Job, RowResult
 from batch_enroll.redact import scrub
 
-__all__ = ["EXIT_SOFTWARE", "crash_line", "innermost", "write_crash_report"]
+__all__ = [
+    "EXIT_SOFTWARE",
+    "INTERNAL_ERROR",
+    "crash_line",
+    "crash_reason",
+    "innermost",
+    "unfinished_results",
+    "write_crash_report",
+]
 
 #: Enough of the message to recognise it; the file holds the rest.
 MESSAGE_LIMIT = 200
+#: The error code of the rows a crash left unfinished.
+INTERNAL_ERROR = "InternalError"
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -26,6 +37,29 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 def innermost(exc: BaseException) -> BaseException:
     """Return the first real exception inside task-group wrappers (the wrappers say nothing)."""
     return _leaves(exc)[0]
+
+
+def crash_reason(exc: BaseException) -> str:
+    """Say in the summary's words that a bug stopped the run, and how to finish it."""
+    return f"internal error ({type(innermost(exc)).__name__}); finish with --resume"
+
+
+def unfinished_results(jobs: Iterable[Job], finished: Container[int]) -> dict[int, RowResult]:
+    """Say on each job not ``finished`` that a crash cut it short; resume still sends it.
+
+    Not journalled: to the journal these rows are simply unfinished.
+    """
+    message = (
+        "the run stopped on an internal error before this row was finished; a re-run with"
+        " --resume asks LMS365 before sending it again"
+    )
+    return {
+        job.index: RowResult(
+            job.index, NOT_ATTEMPTED, error_code=INTERNAL_ERROR, error_message=message
+        )
+        for job in jobs
+        if job.index not in finished
+    }
 
 
 def _name(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ from typing import IO
 
 from batch_enroll.errors import ConfigError
 
-__all__ = ["UnwritableError", "atomic_open", "atomic_path", "check_writable"]
+__all__ = ["UnwritableError", "atomic_open", "atomic_path", "check_writable", "optional_path"]
 
 
 class UnwritableError(ConfigError):
@@ -81,8 +81,8 @@ def atomic_open(
 
 def check_writable(
     *,
-    replaced: Iterable[tuple[str, Path | None]] = (),
-    appended: Iterable[tuple[str, Path | None]] = (),
+    replaced: Iterable[tuple[str, str | Path | None]] = (),
+    appended: Iterable[tuple[str, str | Path | None]] = (),
 ) -> None:
     """Refuse, before anything is sent, output files that could not be written.
 
@@ -116,3 +116,8 @@ def check_writable(
             raise UnwritableError(
                 f"cannot write the {what} {target}: the file is read-only; nothing was sent"
             )
+
+
+def optional_path(path: str | Path | None) -> Path | None:
+    """Return ``path`` as a Path; None (a file not asked for) stays None."""
+    return Path(path) if path is not None else None

@@ -9,10 +9,11 @@ torn last line is skipped on reading.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,19 +22,25 @@ from filelock import FileLock, Timeout
 
 from batch_enroll import __version__
 from batch_enroll.errors import JournalError, ResumeError, RunLocked
+from batch_enroll.files import check_writable, optional_path
 from batch_enroll.model import DUPLICATE, FINAL_STATUSES, INVALID, Job, RowResult
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from batch_enroll.loader import Sheet
+    from batch_enroll.options import RunOptions
 
 __all__ = [
     "JOURNAL_VERSION",
     "Journal",
     "JournalError",
     "JournalState",
+    "RunFiles",
     "RunLock",
     "journal_path_for",
     "journal_verdicts",
+    "locked_journal",
     "open_journal",
     "read_journal",
 ]
@@ -136,8 +143,17 @@ def read_journal(path: Path) -> JournalState:
 class Journal:
     """Append records to a journal file, syncing them to disk about once a second."""
 
-    def __init__(self, path: Path, *, header: Mapping[str, Any] | None, append: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        header: Mapping[str, Any] | None,
+        append: bool,
+        prior: JournalState | None = None,
+    ) -> None:
         self.path = path
+        #: When resuming, what the stopped run had done; None for a fresh run.
+        self.prior = prior
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         self._fd = os.open(path, flags, 0o600)
         self._last_sync = time.monotonic()
@@ -213,8 +229,8 @@ def open_journal(
     input_sha256: str,
     fingerprint: Mapping[str, Any],
     resume: bool,
-) -> tuple[Journal, JournalState | None]:
-    """Open a run's journal; with ``resume``, also return what the stopped run finished.
+) -> Journal:
+    """Open a run's journal; with ``resume``, its ``prior`` holds what the stopped run did.
 
     A resume must read the same input with the same options that change what is
     sent; a fresh run must not overwrite a journal whose run sent rows and did not finish.
@@ -237,7 +253,7 @@ def open_journal(
                 f"{path} was written with other options that change what is sent"
                 f" ({', '.join(changed)}); resume with the same options"
             )
-        return Journal(path, header=None, append=True), prior
+        return Journal(path, header=None, append=True, prior=prior)
     if path.exists():
         try:
             state = read_journal(path)
@@ -258,7 +274,7 @@ def open_journal(
         "created": time.time(),
         "tool_version": __version__,
     }
-    return Journal(path, header=header, append=False), None
+    return Journal(path, header=header, append=False)
 
 
 class RunLock:
@@ -284,3 +300,51 @@ class RunLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where a run writes: its results, its journal and (when asked for) its summary JSON."""
+
+    results: Path
+    journal: Path
+    summary_json: Path | None
+
+    @classmethod
+    def checked(
+        cls, results: str | Path, *, journal: str | Path | None, summary_json: str | Path | None
+    ) -> RunFiles:
+        """Settle the paths (the journal beside the results unless given); refuse unwritable ones.
+
+        Before anything is read or sent: a results folder that cannot take the results
+        must not be found out after every row was enrolled.
+        """
+        out = Path(results)
+        files = cls(
+            out, optional_path(journal) or journal_path_for(out), optional_path(summary_json)
+        )
+        check_writable(
+            replaced=[("results", files.results), ("summary JSON", files.summary_json)],
+            appended=[("journal", files.journal)],
+        )
+        return files
+
+
+@contextlib.contextmanager
+def locked_journal(
+    files: RunFiles, sheet: Sheet, options: RunOptions, *, resume: bool
+) -> Iterator[Journal]:
+    """Hold the results' run lock and the run's journal (see ``open_journal``) in this block."""
+    files.results.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(files.results):
+        journal = open_journal(
+            files.journal,
+            input_path=sheet.path,
+            input_sha256=sheet.sha256,
+            fingerprint=options.fingerprint(),
+            resume=resume,
+        )
+        try:
+            yield journal
+        finally:
+            journal.close()

@@ -30,7 +30,7 @@ from batch_enroll.model import (
 )
 from batch_enroll.pool import map_concurrently
 
-__all__ = ["Held", "read_held", "resolve_users", "settle"]
+__all__ = ["Held", "read_held", "resolve_users", "settle", "settle_held"]
 
 #: Per course, its enrollments keyed by ``login_key`` of the enrolled login.
 Held = dict[str, dict[str, Mapping[str, Any]]]
@@ -114,6 +114,25 @@ def settle(
             if journal is not None:
                 journal.finished(result, row=job.row)
     return remaining, settled
+
+
+async def settle_held(
+    client: LmsClient,
+    jobs: Sequence[Job],
+    *,
+    journal: Journal,
+    skip_enrolled: bool,
+) -> tuple[list[Job], dict[int, RowResult]]:
+    """Read what LMS365 holds when it matters, then ``settle``; return what is left to send.
+
+    It matters when resuming (a row may have been sent and never journalled) and
+    with ``skip_enrolled``; otherwise nothing is read.
+    """
+    prior = journal.prior
+    if not jobs or (prior is None and not skip_enrolled):
+        return list(jobs), {}
+    held = await read_held(client, [job.course_id for job in jobs])
+    return settle(jobs, held, prior=prior, skip_enrolled=skip_enrolled, journal=journal)
 
 
 def _looks_like_email(login: str) -> bool:

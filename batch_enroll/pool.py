@@ -103,8 +103,12 @@ async def watch_signals(stop: StopHandle, *, task_status: TaskStatus[None]) -> N
 
 
 @contextlib.asynccontextmanager
-async def stop_on_signals(stop: StopHandle, *, enabled: bool) -> AsyncIterator[StopHandle]:
-    """Within this block, SIGINT and SIGTERM stop the run (when ``enabled``)."""
+async def stop_on_signals(stop: StopHandle | None, *, enabled: bool) -> AsyncIterator[StopHandle]:
+    """Yield ``stop`` (or a new handle) that, within this block, SIGINT and SIGTERM trigger.
+
+    Only when ``enabled``: otherwise the handle stops the run only when told to.
+    """
+    stop = stop or StopHandle()
     async with anyio.create_task_group() as group:
         if enabled:
             await group.start(watch_signals, stop)
@@ -124,6 +128,14 @@ class PoolReport:
     cut_off: list[Job] = field(default_factory=list)
     #: Seconds from the first request to the last answer.
     sending_seconds: float = 0.0
+
+    def stopped_because(self) -> str:
+        """Say why sending stopped short, in the summary's words; "" if it did not."""
+        if self.end is PoolEnd.AUTH and self.auth_failure is not None:
+            return self.auth_failure.explain()
+        if self.end is PoolEnd.INTERRUPTED:
+            return "interrupted; rows not sent are not_attempted (finish with --resume)"
+        return ""
 
     def cut_off_results(self) -> list[RowResult]:
         """Return a not_attempted outcome for each job a stop cut off in flight."""

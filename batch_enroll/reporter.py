@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,19 +36,26 @@ from batch_enroll.model import (
     carried_name,
 )
 
+if TYPE_CHECKING:
+    from batch_enroll.journal import RunFiles
+    from batch_enroll.pool import PoolEnd
+    from batch_enroll.ratelimit import RateLimiter
+
 __all__ = [
     "SUMMARY_SCHEMA_VERSION",
+    "Ending",
+    "Source",
     "Summary",
     "neutralise",
     "neutralise_cell",
     "now_iso",
     "render_resolved",
     "render_summary",
+    "report_run",
+    "report_validation",
     "results_frame",
-    "run_summary",
     "safe_cells",
     "safe_header",
-    "validate_summary",
     "write_csv",
     "write_summary_json",
     "write_xlsx",
@@ -368,87 +376,128 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def run_summary(
+@dataclass(frozen=True)
+class Source:
+    """The sheet a report speaks of, and when the work on it began."""
+
+    path: str
+    sha256: str
+    #: What the loader has to say about the sheet; the summary's notes start with these.
+    notes: Sequence[str]
+    #: The sheet's own columns, carried into the results after the result columns.
+    extra_columns: Sequence[str]
+    started_at: str
+    started: float
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the work ended: the pool's word for it, and the summary's."""
+
+    end: PoolEnd
+    stopped_because: str = ""
+    sending_seconds: float = 0.0
+
+
+#: The exit code of a run or validation that ended before its rows could speak for it.
+_EXIT_FOR_END = {
+    "auth": EXIT_AUTH,
+    "interrupted": EXIT_INTERRUPTED,
+    "crashed": EXIT_SOFTWARE,
+    # Stopped before sending (a refused resume, say): never a clean exit.
+    "failed": EXIT_ROW_PROBLEMS,
+}
+
+
+def _summary(
     frame: pd.DataFrame,
     *,
-    input_path: str,
-    input_sha256: str,
+    command: str,
+    source: Source,
     output: str,
-    started_at: str,
-    elapsed: float,
-    ended: str,
-    stopped_because: str,
-    sending_seconds: float,
-    requests: int,
-    throttled: int,
-    rate_found: float | None,
-    journal: str,
+    ending: Ending | None,
+    verdict: int,
 ) -> Summary:
-    """Sum up a run; ``ended`` is how sending ended: done, failed, auth or interrupted."""
-    counts = frame["status"].value_counts().to_dict()
-    exit_code = exit_code_for({str(k): int(v) for k, v in counts.items()})
-    if ended == "auth":
-        exit_code = EXIT_AUTH
-    elif ended == "interrupted":
-        exit_code = EXIT_INTERRUPTED
-    elif ended == "crashed":
-        exit_code = EXIT_SOFTWARE
-    elif ended == "failed":
-        # Stopped before sending (a refused resume, say): never a clean exit.
-        exit_code = max(exit_code, EXIT_ROW_PROBLEMS)
+    """Sum up ``frame``; ``verdict`` is the exit code its rows give when the work was done."""
+    ended = ending.end.value if ending is not None else "done"
     summary = summarise(
         frame,
-        command="run",
-        input_path=input_path,
-        input_sha256=input_sha256,
+        command=command,
+        input_path=source.path,
+        input_sha256=source.sha256,
         output=output,
-        started_at=started_at,
+        started_at=source.started_at,
         finished_at=now_iso(),
-        elapsed=elapsed,
-        exit_code=exit_code,
+        elapsed=time.monotonic() - source.started,
+        exit_code=_EXIT_FOR_END.get(ended, verdict),
     )
-    summary.requests = requests
-    summary.throttled = throttled
-    summary.rate_found = rate_found
-    summary.stopped_because = stopped_because
-    summary.sending_seconds = round(sending_seconds, 3)
-    summary.journal = journal
+    summary.notes[:0] = source.notes
+    summary.stopped_because = ending.stopped_because if ending is not None else ""
     summary.results = frame
     return summary
 
 
-def validate_summary(
-    frame: pd.DataFrame,
+def report_run(
+    checked: pd.DataFrame,
+    source: Source,
+    files: RunFiles,
     *,
-    input_path: str,
-    input_sha256: str,
-    output: str,
-    started_at: str,
-    elapsed: float,
-    online: bool,
-    stopped_because: str = "",
-    exit_code: int | None = None,
+    results: Mapping[int, RowResult],
+    ending: Ending,
+    limiter: RateLimiter,
 ) -> Summary:
-    """Sum up a validation; ``exit_code`` overrides the one the verdicts give."""
-    problems = int((frame["status"] == INVALID).sum())
-    summary = summarise(
+    """Write a run's results sheet, then its summary JSON (when asked for); return the summary."""
+    frame = results_frame(checked, extra_columns=source.extra_columns, results=results)
+    # First: whatever goes wrong after, every row's outcome is on disk.
+    write_csv(frame, files.results)
+    counts = frame["status"].value_counts().to_dict()
+    verdict = exit_code_for({str(k): int(v) for k, v in counts.items()})
+    summary = _summary(
         frame,
-        command="validate",
-        input_path=input_path,
-        input_sha256=input_sha256,
-        output=output,
-        started_at=started_at,
-        finished_at=now_iso(),
-        elapsed=elapsed,
-        exit_code=exit_code if exit_code is not None else (1 if problems else 0),
+        command="run",
+        source=source,
+        output=str(files.results),
+        ending=ending,
+        verdict=verdict,
     )
-    summary.stopped_because = stopped_because
-    if not online:
+    summary.requests = limiter.requests
+    summary.throttled = limiter.throttled
+    # The ceiling found, not the rate last probed above it.
+    summary.rate_found = round(limiter.found, 1) if limiter.adaptive else None
+    summary.sending_seconds = round(ending.sending_seconds, 3)
+    summary.journal = str(files.journal)
+    if files.summary_json is not None:
+        write_summary_json(summary, files.summary_json)
+    return summary
+
+
+def report_validation(
+    checked: pd.DataFrame,
+    source: Source,
+    *,
+    ending: Ending | None,
+    report: str | Path | None,
+    summary_json: str | Path | None,
+) -> Summary:
+    """Write a validation's report and summary JSON (those asked for); return the summary.
+
+    ``ending`` None means LMS365 was not asked: the check was offline.
+    """
+    frame = results_frame(checked, extra_columns=source.extra_columns)
+    if report is not None:
+        write_csv(frame, Path(report))
+    output = str(report) if report is not None else "(no report written)"
+    verdict = 1 if (frame["status"] == INVALID).any() else 0
+    summary = _summary(
+        frame, command="validate", source=source, output=output, ending=ending, verdict=verdict
+    )
+    if ending is None:
         summary.notes.append(
             "Offline check only: finding the courses and sessions the sheet names, and their"
             " rules, need --base-url and --api-key."
         )
-    summary.results = frame
+    if summary_json is not None:
+        write_summary_json(summary, Path(summary_json))
     return summary
 
 

@@ -8,23 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from batch_enroll.cli import main
 from batch_enroll.client import LmsClient
 from batch_enroll.journal import read_journal
 from batch_enroll.model import Job, RowResult
 from batch_enroll.reporter import Summary
 from batch_enroll.simulator import SimulatorServer, create_app
 from tests.conftest import FULL_KEY
-from tests.test_cli_resume import assert_complete, big_catalog, creations, read_results, write_sheet
+from tests.helpers import big_catalog, invoke, read_results, write_sheet
+from tests.test_cli_resume import assert_complete, creations
 
 EXIT_SOFTWARE = 70
 PREFIX = "batch-enroll: internal error: "
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"LMS365_API_KEY": FULL_KEY})
 
 
 def one_line_and_report(result: Result, kind: str, message: str) -> Path:

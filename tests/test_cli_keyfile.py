@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from batch_enroll.cli import main
 from batch_enroll.simulator import SimulatorServer, create_app
 from tests.conftest import FULL_KEY
-from tests.test_cli_resume import big_catalog, read_results, write_sheet
+from tests.helpers import against_one_row, big_catalog, read_results, write_sheet
 
 
 def invoke(*args: str, **env: str) -> Result:
@@ -65,15 +65,7 @@ def test_a_missing_or_empty_key_file_is_one_line_and_exit_2(
     content: str | None, words: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "api-key" if content is None else key_file(tmp_path, content)
-    app = create_app(big_catalog(1))
-    with SimulatorServer(app) as server:
-        result = invoke(
-            "run",
-            str(write_sheet(tmp_path / "s.csv", 1)),
-            "--base-url",
-            server.base_url,
-            LMS365_API_KEY_FILE=str(path),
-        )
+    result, app = against_one_row(tmp_path, "run", env={"LMS365_API_KEY_FILE": str(path)})
     assert result.exit_code == 2, result.output
     (line,) = result.output.strip().splitlines()
     assert line.startswith("batch-enroll: error: ")

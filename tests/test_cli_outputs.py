@@ -7,16 +7,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from batch_enroll.cli import main
 from batch_enroll.simulator import SimulatorServer, create_app
-from tests.conftest import FULL_KEY
-from tests.test_cli_resume import big_catalog, read_results, write_sheet
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"LMS365_API_KEY": FULL_KEY})
+from tests.helpers import against_one_row, big_catalog, invoke, read_results, write_sheet
 
 
 def blocked(tmp_path: Path) -> Path:
@@ -58,17 +51,8 @@ def test_an_unwritable_output_stops_the_run_before_anything_is_sent(
 
 
 def test_a_folder_where_the_journal_should_go_is_refused(tmp_path: Path) -> None:
-    app = create_app(big_catalog(1))
     (tmp_path / "r.csv.journal").mkdir()
-    with SimulatorServer(app) as server:
-        result = invoke(
-            "run",
-            str(write_sheet(tmp_path / "s.csv", 1)),
-            "--out",
-            str(tmp_path / "r.csv"),
-            "--base-url",
-            server.base_url,
-        )
+    result, app = against_one_row(tmp_path, "run", "--out", str(tmp_path / "r.csv"))
     assert result.exit_code == 2, result.output
     assert "cannot write the journal" in result.output
     assert "it is a folder" in result.output
@@ -79,16 +63,7 @@ def test_a_folder_where_the_journal_should_go_is_refused(tmp_path: Path) -> None
 def test_validate_refuses_an_unwritable_report_before_reading_courses(
     option: str, tmp_path: Path
 ) -> None:
-    app = create_app(big_catalog(1))
-    with SimulatorServer(app) as server:
-        result = invoke(
-            "validate",
-            str(write_sheet(tmp_path / "s.csv", 1)),
-            "--base-url",
-            server.base_url,
-            option,
-            str(blocked(tmp_path) / "x"),
-        )
+    result, app = against_one_row(tmp_path, "validate", option, str(blocked(tmp_path) / "x"))
     assert result.exit_code == 2, result.output
     assert "cannot write the" in result.output
     assert app.stats.requests_total == 0

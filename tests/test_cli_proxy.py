@@ -7,21 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from batch_enroll.cli import main
 from batch_enroll.simulator import Simulator, SimulatorServer, create_app
-from tests.conftest import FULL_KEY
+from tests.helpers import big_catalog, invoke, read_results, write_sheet
 from tests.proxy_server import ProxyServer, dead_port
-from tests.test_cli_resume import big_catalog, read_results, write_sheet
 from tests.tls_server import serve_tls
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 PASSWORD = "Pr0xy-Pa55-w0rd"
-
-
-def invoke(*args: str, **env: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"LMS365_API_KEY": FULL_KEY, **env})
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -20,71 +19,11 @@ from click.testing import CliRunner
 
 from batch_enroll.cli import main
 from batch_enroll.journal import RunLock, read_journal
-from batch_enroll.simulator import Catalog, SimulatorServer, create_app
+from batch_enroll.simulator import SimulatorServer, create_app
 from tests.conftest import FULL_KEY
+from tests.helpers import COURSES, big_catalog, course_guid, invoke, read_results, write_sheet
 
 pytestmark = pytest.mark.slow
-
-# The sheets name these courses by their codes, as HR does; LMS365 knows them by GUID.
-COURSES = (201, 202, 203)
-
-
-def course_guid(code: int) -> str:
-    """Return the GUID of the test course with this code."""
-    return f"00000000-0000-4000-8000-000000000{code}"
-
-
-def big_catalog(
-    users: int, *, key: str = FULL_KEY, guid_of: Callable[[int], str] = course_guid
-) -> Catalog:
-    """A catalog with many users and three open e-learning courses."""
-    return Catalog.from_dict(
-        {
-            "api_keys": [{"key": key, "access": "FullControl"}],
-            "courses": [
-                {
-                    "Id": guid_of(cid),
-                    "CourseID": str(cid),
-                    "Title": f"Course {cid}",
-                    "CourseType": "ELearning",
-                    "CourseSessionEnrollmentType": None,
-                    "EnrollmentFlow": "AutomaticApproval",
-                    "IsPublished": True,
-                    "IsEnded": False,
-                    "IsDeleted": False,
-                    "CourseSessions": [],
-                }
-                for cid in COURSES
-            ],
-            "users": [
-                {
-                    "LoginName": f"i:0#.f|membership|user{n}@contoso.com",
-                    "Email": f"user{n}@contoso.com",
-                    "Title": f"User {n}",
-                }
-                for n in range(users)
-            ],
-            "groups": [],
-            "enrollments": [],
-        }
-    )
-
-
-def write_sheet(path: Path, users: int, *, by_guid: bool = False) -> Path:
-    """Write a sheet naming the courses by code (or by GUID, which needs no lookup)."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["course_id", "user_login_name", "employee_no"])
-        for n in range(users):
-            for cid in COURSES:
-                course = course_guid(cid) if by_guid else cid
-                writer.writerow([course, f"user{n}@contoso.com", f"E{n:05d}"])
-    return path
-
-
-def read_results(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture
@@ -121,10 +60,6 @@ def wait_for_enroll_posts(server: SimulatorServer, count: int) -> None:
     while httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] < count:
         assert time.monotonic() < deadline, "the run never started sending"
         time.sleep(0.02)
-
-
-def run_cli(*args: str) -> Any:
-    return CliRunner().invoke(main, list(args), env={"LMS365_API_KEY": FULL_KEY})
 
 
 def assert_complete(results: Path, rows: int, server: SimulatorServer) -> None:
@@ -168,7 +103,7 @@ def test_sigkill_then_resume_enrolls_everyone_exactly_once(
     made_before = len(creations(server)["value"])
     assert made_before < users * len(COURSES), "the run finished before the kill"
 
-    result = run_cli(*args, "--resume")
+    result = invoke(*args, "--resume")
     assert result.exit_code == 0, result.output
     assert_complete(out, users * len(COURSES), server)
 
@@ -208,11 +143,11 @@ def test_sigint_stops_gracefully_and_resume_finishes(server_for, tmp_path: Path)
     assert len(journal.final()) == done
 
     # A plain re-run refuses to start over an unfinished journal...
-    refused = run_cli(*args)
+    refused = invoke(*args)
     assert refused.exit_code == 2
     assert "--resume" in refused.output
     # ...and --resume finishes the job.
-    result = run_cli(*args, "--resume")
+    result = invoke(*args, "--resume")
     assert result.exit_code == 0, result.output
     assert_complete(out, users * len(COURSES), server)
 
@@ -247,10 +182,10 @@ def test_resume_refuses_a_changed_input(server_for, tmp_path: Path) -> None:
     sheet = write_sheet(tmp_path / "hires.csv", 5)
     out = tmp_path / "results.csv"
     args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
-    assert run_cli(*args).exit_code == 0
+    assert invoke(*args).exit_code == 0
     with sheet.open("a", encoding="utf-8") as handle:
         handle.write("201,user4@contoso.com,E99999\n")
-    result = run_cli(*args, "--resume")
+    result = invoke(*args, "--resume")
     assert result.exit_code == 2
     assert "different input" in result.output
 
@@ -260,8 +195,8 @@ def test_resume_refuses_other_sending_options(server_for, tmp_path: Path) -> Non
     sheet = write_sheet(tmp_path / "hires.csv", 5)
     out = tmp_path / "results.csv"
     args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
-    assert run_cli(*args).exit_code == 0
-    result = run_cli(*args, "--resume", "--ignore-max-attendees")
+    assert invoke(*args).exit_code == 0
+    result = invoke(*args, "--resume", "--ignore-max-attendees")
     assert result.exit_code == 2
     assert "ignore_max_attendees" in result.output
 
@@ -273,11 +208,11 @@ def test_resume_of_a_finished_run_sends_nothing_and_rebuilds_results(
     sheet = write_sheet(tmp_path / "hires.csv", 5)
     out = tmp_path / "results.csv"
     args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
-    assert run_cli(*args).exit_code == 0
+    assert invoke(*args).exit_code == 0
     first = read_results(out)
     out.unlink()
     sent = httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"]
-    assert run_cli(*args, "--resume").exit_code == 0
+    assert invoke(*args, "--resume").exit_code == 0
     assert httpx.get(f"{server.base_url}/_sim/stats").json()["by_route"]["enroll"] == sent
     assert read_results(out) == first
 
@@ -287,7 +222,7 @@ def test_torn_last_journal_line_is_tolerated(server_for, tmp_path: Path) -> None
     sheet = write_sheet(tmp_path / "hires.csv", 5)
     out = tmp_path / "results.csv"
     args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
-    assert run_cli(*args).exit_code == 0
+    assert invoke(*args).exit_code == 0
     journal = out.with_name(out.name + ".journal")
     lines = journal.read_bytes().splitlines(keepends=True)
     # Drop the "done" line and cut the last result in half, as a power cut would.
@@ -295,7 +230,7 @@ def test_torn_last_journal_line_is_tolerated(server_for, tmp_path: Path) -> None
     journal.write_bytes(b"".join(kept[:-1]) + kept[-1][: len(kept[-1]) // 2])
     state = read_journal(journal)
     assert state.torn_lines == 1
-    result = run_cli(*args, "--resume")
+    result = invoke(*args, "--resume")
     assert result.exit_code == 0, result.output
     assert_complete(out, 15, server)
 
@@ -305,7 +240,7 @@ def test_a_second_run_on_the_same_results_is_refused(server_for, tmp_path: Path)
     sheet = write_sheet(tmp_path / "hires.csv", 3)
     out = tmp_path / "results.csv"
     with RunLock(out):
-        result = run_cli(
+        result = invoke(
             "run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"
         )
     assert result.exit_code == 2
@@ -332,7 +267,7 @@ def test_a_dead_runs_lock_does_not_block(server_for, tmp_path: Path) -> None:
     assert holder.stdout.readline().strip() == b"locked"
     holder.kill()
     holder.wait()
-    result = run_cli(
+    result = invoke(
         "run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"
     )
     assert result.exit_code == 0, result.output
@@ -344,7 +279,7 @@ def test_journal_records_are_json_lines_with_a_header(server_for, tmp_path: Path
     out = tmp_path / "results.csv"
     journal = tmp_path / "elsewhere" / "run.journal"
     journal.parent.mkdir()
-    result = run_cli(
+    result = invoke(
         "run",
         str(sheet),
         "--out",
@@ -401,7 +336,7 @@ def test_second_ctrl_c_stops_at_once_and_the_journal_stays_consistent(
     assert len(journal.started) >= 8  # the cut-off requests, for --resume to check
 
     server.app.latency_ms = 0  # the tenant is quick again
-    result = run_cli(*args, "--resume")
+    result = invoke(*args, "--resume")
     assert result.exit_code == 0, result.output
     assert_complete(out, users * len(COURSES), server)
 
@@ -413,7 +348,7 @@ def test_a_run_refused_by_its_key_can_simply_be_run_again(server_for, tmp_path: 
     args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--no-progress"]
     refused = CliRunner().invoke(main, args, env={"LMS365_API_KEY": "not-the-key"})
     assert refused.exit_code == 3
-    result = run_cli(*args)
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert_complete(out, 9, server)
 
@@ -434,13 +369,13 @@ def test_resume_tries_again_the_rows_that_ran_out_of_retries(server_for, tmp_pat
         "--max-retries",
         "0",
     ]
-    first = run_cli(*args)
+    first = invoke(*args)
     assert first.exit_code == 1, first.output
     assert {r["status"] for r in read_results(out)} == {"failed"}
     assert len(creations(server)["value"]) == 0
 
     server.app.fault_rate = 0.0  # the outage is over
-    result = run_cli(*args, "--resume")
+    result = invoke(*args, "--resume")
     assert result.exit_code == 0, result.output
     assert_complete(out, 12, server)
 
@@ -449,7 +384,7 @@ def test_an_unreadable_course_list_sends_nothing(server_for, tmp_path: Path) -> 
     server = server_for(2, fault_rate=1.0, seed=2)  # every answer a 5xx
     sheet = write_sheet(tmp_path / "hires.csv", 2)  # by code: the list must be read first
     out = tmp_path / "results.csv"
-    result = run_cli(
+    result = invoke(
         "run", str(sheet), "--out", str(out), "--base-url", server.base_url, "--max-retries", "0"
     )
     assert result.exit_code == 1, result.output
@@ -467,13 +402,13 @@ def test_resume_refuses_when_a_course_code_now_names_another_course(tmp_path: Pa
 
     with SimulatorServer(create_app(big_catalog(2))) as server:
         args = ["run", str(sheet), "--out", str(out), "--base-url", server.base_url]
-        first = run_cli(*args)
+        first = invoke(*args)
         assert first.exit_code == 0, first.output
         assert read_journal(Path(f"{out}.journal")).resolved["201"] == course_guid(201)
         # The courses are recreated in LMS365 between the run and its resume.
         server.app.catalog = big_catalog(2, guid_of=moved)
         server.app.reset()
-        again = run_cli(*args, "--resume")
+        again = invoke(*args, "--resume")
         assert again.exit_code == 1, again.output
         assert '"201"' in again.output
         assert "names another course" in again.output

@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from batch_enroll.cli import main
 from batch_enroll.model import RESOLVED_COLUMNS, RESULT_COLUMNS
 from tests.conftest import FULL_KEY, READ_ONLY_KEY
+from tests.helpers import read_results
 
 # Sessions of the sample tenant's Forklift Safety Workshop (FLT-201, one session per learner).
 OPEN = "592dbabc-4fcb-4c80-8095-50b6e2a5cc99"  # Afternoon, Oslo
@@ -58,11 +59,6 @@ def write_sheet(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
         writer.writerow(["Course ID", "E-mail", "Sessions", "Note"])
         writer.writerows(rows)
     return path
-
-
-def read_results(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -12,7 +12,7 @@ import pytest
 from batch_enroll import RunOptions, run_sheet
 from batch_enroll.simulator import SimulatorServer, create_app
 from tests.conftest import FULL_KEY
-from tests.test_cli_resume import COURSES, big_catalog, read_results, write_sheet
+from tests.helpers import COURSES, big_catalog, read_results, write_sheet
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 from batch_enroll import Progress, RunOptions, StopHandle, run_sheet_async, validate_sheet_async
 from batch_enroll.simulator import SimulatorServer, create_app
 from tests.conftest import FULL_KEY
-from tests.test_cli_resume import COURSES, big_catalog, read_results, write_sheet
+from tests.helpers import COURSES, big_catalog, read_results, write_sheet
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from batch_enroll.simulator import Catalog, SimulatorServer, create_app
-from tests.test_cli_resume import big_catalog, write_sheet
+from tests.helpers import big_catalog, write_sheet
 
 pytestmark = pytest.mark.slow
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import csv
 import shutil
-import socket
 import ssl
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from batch_enroll.cli import main
 from batch_enroll.simulator import Simulator, create_app, load_catalog
 from tests.conftest import FULL_KEY, SAMPLE_CATALOG
+from tests.tls_server import serve_tls
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -27,52 +23,9 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs o
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path, Simulator]]:
     """Serve the simulator over HTTPS with a self-signed certificate for 127.0.0.1."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            shutil.which("openssl") or "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
     app = create_app(load_catalog(SAMPLE_CATALOG))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        ssl_certfile=str(cert),
-        ssl_keyfile=str(key),
-        log_level="warning",
-        lifespan="off",
-        log_config=None,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    yield f"https://127.0.0.1:{port}", cert, app
-    server.should_exit = True
-    thread.join(timeout=5)
-    sock.close()
+    with serve_tls(app, tmp_path) as (port, cert):
+        yield f"https://127.0.0.1:{port}", cert, app
 
 
 def sheet(tmp_path: Path) -> Path:
