@@ -10,10 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pandas as pd
@@ -210,7 +209,22 @@ def run_sheet(
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Run ``run_sheet_async`` in an event loop of its own; Ctrl+C and SIGTERM stop it."""
-    return _in_own_loop(run_sheet_async, locals())
+    return anyio.run(
+        functools.partial(
+            run_sheet_async,
+            input_path,
+            out=out,
+            options=options,
+            summary_json=summary_json,
+            journal=journal,
+            resume=resume,
+            on_progress=on_progress,
+            stop=stop,
+            handle_signals=True,
+            sheet_name=sheet_name,
+            max_input_mb=max_input_mb,
+        )
+    )
 
 
 async def validate_sheet_async(
@@ -252,9 +266,16 @@ def validate_sheet(
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Summary:
     """Run ``validate_sheet_async`` in an event loop of its own; Ctrl+C stops its reads."""
-    return _in_own_loop(validate_sheet_async, locals())
-
-
-def _in_own_loop(entry: Callable[..., Awaitable[Summary]], arguments: dict[str, Any]) -> Summary:
-    """Call an async entry point with a sync one's locals() (its parameters); signals stop it."""
-    return anyio.run(functools.partial(entry, **arguments, handle_signals=True))
+    return anyio.run(
+        functools.partial(
+            validate_sheet_async,
+            input_path,
+            report=report,
+            options=options,
+            summary_json=summary_json,
+            stop=stop,
+            handle_signals=True,
+            sheet_name=sheet_name,
+            max_input_mb=max_input_mb,
+        )
+    )
