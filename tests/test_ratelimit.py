@@ -269,7 +269,7 @@ def test_a_pause_announced_while_waiting_holds_the_waiter() -> None:
             lim.pause(4.0)
         await time.sleep(seconds)
 
-    lim._sleep = sleep_and_pause
+    lim.pacer._sleep = sleep_and_pause
 
     async def main() -> None:
         await lim.acquire()
@@ -405,7 +405,8 @@ def test_the_cut_follows_the_share_of_answers_that_got_through() -> None:
     lim = limiter(time, rate=10, adaptive=True)
     _slow_start_to(time, lim, 320)
     lim.on_throttle(1.0)
-    sent = lim._episode.sent_rate if lim._episode else 0.0
+    episode = lim.control._episode if lim.control else None
+    sent = episode.sent_rate if episode else 0.0
     for _ in range(29):
         time.now += 0.001
         lim.on_throttle(1.0)
