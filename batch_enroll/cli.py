@@ -572,6 +572,12 @@ def _parse_renames(
     help="Throttle: requests per second per key (0: none); beyond it, 429 + Retry-After.",
 )
 @click.option(
+    "--rate-schedule",
+    metavar="S:R,S:R,...",
+    help="Throttle that moves: R requests/s per key from S seconds after the first request,"
+    " e.g. 0:100,15:40,30:100.",
+)
+@click.option(
     "--fault-rate",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -604,6 +610,7 @@ def simulate(
     port: int,
     latency_ms: float,
     rate_limit: float,
+    rate_schedule: str | None,
     fault_rate: float,
     drop_rate: float,
     catalog: Path | None,
@@ -611,6 +618,14 @@ def simulate(
 ) -> None:
     """Serve a local simulator of the LMS365 API until Ctrl+C."""
     from batch_enroll.simulator import create_app, load_catalog, serve
+    from batch_enroll.simulator.throttle import RateSchedule
+
+    try:
+        schedule = RateSchedule.parse(rate_schedule) if rate_schedule is not None else None
+    except ValueError as exc:
+        _fail(f"--rate-schedule: {exc}")
+    if schedule is not None and rate_limit:
+        _fail("give --rate-limit or --rate-schedule, not both")
 
     try:
         loaded = load_catalog(catalog or _bundled("catalog.json"))
@@ -620,6 +635,7 @@ def simulate(
         loaded,
         latency_ms=latency_ms,
         rate_limit=rate_limit or None,
+        rate_schedule=schedule,
         fault_rate=fault_rate,
         drop_rate=drop_rate,
         rename_fields=rename_fields,

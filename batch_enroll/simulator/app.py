@@ -25,8 +25,9 @@ whatever form the login was enrolled with.
 
 Order of checks for an ``/odata/`` request, first failure wins:
 
-1. throttle: token bucket per API key (per ``Authorization`` value) -> 429 ``TooManyRequests``
-   with ``Retry-After``; a throttled request has no effect;
+1. throttle: token bucket per API key (per ``Authorization`` value), at a fixed rate or one
+   that moves on a schedule (``throttle.py``) -> 429 ``TooManyRequests`` with ``Retry-After``;
+   a throttled request has no effect;
 2. latency: wait ``latency_ms`` (throttled answers wait too: they cross the same network);
 3. fault: with ``fault_rate``, a random 500/502/503/504 with no effect;
 4. auth: missing or wrong key -> 401 ``Unauthorized`` (only the password counts);
@@ -69,7 +70,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import random
 import re
 import threading
@@ -97,6 +97,7 @@ from batch_enroll.simulator.catalog import (
     login_key,
     stable_guid,
 )
+from batch_enroll.simulator.throttle import RateSchedule, Throttle
 
 __all__ = [
     "ROUTES",
@@ -147,8 +148,6 @@ _JSON: Final = (b"content-type", b"application/json")
 _GROUP_START_TEXT: Final = "1753-01-01T00:00:00Z"
 _GROUP_END_TEXT: Final = "9999-12-31T23:59:59.997Z"
 _T = TypeVar("_T")
-# A bucket table keyed by arbitrary client headers must not grow without bound.
-_MAX_BUCKETS: Final = 4096
 
 
 class SimulatedDrop(httpx.RemoteProtocolError):
@@ -272,6 +271,7 @@ def create_app(
     seed: int | None = None,
     now: Callable[[], datetime] | None = None,
     rename_fields: Mapping[str, str] | None = None,
+    rate_schedule: str | Sequence[tuple[float, float]] | RateSchedule | None = None,
 ) -> Simulator:
     """Build the simulator app over a catalog (see ``Simulator`` for the options)."""
     return Simulator(
@@ -285,6 +285,7 @@ def create_app(
         seed=seed,
         now=now,
         rename_fields=rename_fields,
+        rate_schedule=rate_schedule,
     )
 
 
@@ -292,7 +293,9 @@ class Simulator:
     """The ASGI app, with its state readable (and its knobs settable) from Python.
 
     Options: ``latency_ms`` delays every ``/odata/`` answer; ``rate_limit`` (requests/s per key)
-    and ``burst`` (bucket size, default one second's worth) throttle; ``fault_rate`` answers a
+    and ``burst`` (bucket size, default one second's worth) throttle; ``rate_schedule``
+    (``"0:100,15:40,30:100"``: seconds since the first request : requests/s) moves the rate
+    instead; ``fault_rate`` answers a
     random 5xx with no effect; ``drop_rate`` drops the connection after a successful Enroll;
     ``page_size`` caps collection pages; ``seed`` makes faults reproducible; ``now`` is the
     clock for registration dates and session deadlines; ``rename_fields`` (old name -> new
@@ -314,11 +317,14 @@ class Simulator:
         seed: int | None = None,
         now: Callable[[], datetime] | None = None,
         rename_fields: Mapping[str, str] | None = None,
+        rate_schedule: str | Sequence[tuple[float, float]] | RateSchedule | None = None,
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
         if rate_limit is not None and rate_limit <= 0:
             raise ValueError("rate_limit must be positive (or None for no throttling)")
+        if rate_schedule is not None and rate_limit is not None:
+            raise ValueError("rate_schedule replaces rate_limit: give one of them")
         if burst is not None and burst < 1:
             raise ValueError("burst must be at least 1, or no request could ever pass")
         for name, rate in (("fault_rate", fault_rate), ("drop_rate", drop_rate)):
@@ -329,6 +335,7 @@ class Simulator:
         self.catalog = catalog
         self.latency_ms = latency_ms
         self.rate_limit = rate_limit
+        self.rate_schedule = None if rate_schedule is None else RateSchedule.of(rate_schedule)
         self.burst = burst
         self.fault_rate = fault_rate
         self.drop_rate = drop_rate
@@ -346,7 +353,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._next_id = 1
         self._auth_cache = _auth_headers(catalog)
-        self._buckets: dict[bytes, list[float]] = {}
+        self._throttle = Throttle()
         self.stats = SimulatorStats()
         self._by_id: dict[str, Enrollment] = {}
         self._held: dict[tuple[str, str], Enrollment] = {}
@@ -361,7 +368,7 @@ class Simulator:
         """Return to the catalog's state: seats, seed enrollments, no counters, full buckets."""
         with self._lock:
             self.stats = SimulatorStats()
-            self._buckets = {}
+            self._throttle = Throttle()
             self._by_id = {}
             self._held = {}
             self._creations = Counter()
@@ -533,23 +540,15 @@ class Simulator:
 
     def _take_token(self, identity: bytes) -> int:
         """Spend a token of this key's bucket; return 0, or whole seconds until one is there."""
-        rate = self.rate_limit
-        if rate is None:
+        if self.rate_limit is None and self.rate_schedule is None:
             return 0
-        capacity = self.burst if self.burst is not None else max(1.0, rate)
-        now = self._clock()
-        bucket = self._buckets.get(identity)
-        if bucket is None:
-            if len(self._buckets) >= _MAX_BUCKETS:
-                self._buckets.clear()
-            bucket = self._buckets[identity] = [capacity, now]
-        tokens = min(capacity, bucket[0] + (now - bucket[1]) * rate)
-        bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
-            return 0
-        bucket[0] = tokens
-        return max(1, math.ceil((1.0 - tokens) / rate))
+        return self._throttle.take(
+            identity,
+            self._clock(),
+            rate_limit=self.rate_limit,
+            schedule=self.rate_schedule,
+            burst=self.burst,
+        )
 
     def _fault(self) -> _Reply:
         self.stats.faults_injected += 1
