@@ -54,6 +54,9 @@ SEND_WINDOW = 0.2
 MIN_EPISODE = 0.25
 #: Seconds of answers after the first 429s before they measure the ceiling found.
 MEASURE_SECONDS = 3.0
+#: Units in the last place of the clock within which a slot is now: float rounding must
+#: not leave a waiter sleeping for less than the clock can tell apart.
+SLOT_ULPS = 4
 
 
 # -- pacing -----------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ class Pacer:
         if not lock.locked():
             now = self._clock()
             start = self._slot(now)
-            if start <= now:
+            if start <= now + SLOT_ULPS * math.ulp(now):
                 self._grant(start, now)
                 return
         # One waiter at a time, in arrival order, holds the next slot.
@@ -141,7 +144,7 @@ class Pacer:
             while True:
                 now = self._clock()
                 start = self._slot(now)
-                if start <= now:
+                if start <= now + SLOT_ULPS * math.ulp(now):
                     self._grant(start, now)
                     return
                 await self._sleep(min(start - now, self._max_wait))
