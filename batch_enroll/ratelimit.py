@@ -12,14 +12,27 @@ A slow start doubles the rate while the throttle stays silent. The first 429
 opens a throttle *episode*: everyone pauses for ``Retry-After`` (the throttle
 counts the tenant, not one worker), and the answers still in flight tell how
 much of what was sent got through; the rate is cut to that share of the send
-rate, within multiplicative bounds. After the episode the rate grows by a
-constant step per second (additive increase) until the next 429 cuts it again
-(multiplicative decrease).
+rate, within multiplicative bounds. Later episodes cut the send rate by one
+fixed factor (multiplicative decrease). Between them a probe raises the rate:
+its step starts small and doubles every second without a 429 (additive
+increase that accelerates), and every episode sets it back to the start.
 
 Why the cut aims at the ceiling rather than far below it: a throttle that
 answers 429 with ``Retry-After`` refills while everyone waits, so running a
 little above its ceiling costs a short pause now and then, while running below
 it wastes capacity every second.
+
+Why the probe accelerates: the ceiling is shared with the tenant's other
+integrations and moves when they come and go. Right after a cut the rate
+creeps, so it does not overshoot the ceiling it just found; a ceiling that
+rose is reached within a few seconds.
+
+Why two runs on one key end up with fair shares, though neither knows of the
+other: both see the same throttle, a later cut takes the same share off each,
+and the probe's first steps are the same number of requests per second for a
+small run as for a large one. That is AIMD, which converges to equal shares;
+a share measured from a small run's few answers, or a step proportional to
+the rate, would keep whatever split the two started with.
 """
 
 from __future__ import annotations
@@ -38,16 +51,25 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 #: Seconds between doublings in slow start, at least; the rate must also be in use.
-SLOW_START_INTERVAL = 0.1
+#: The bucket behind a throttle hides it until it runs dry, so the first 429s come
+#: late, and the faster the doubling, the further past the ceiling they find it.
+SLOW_START_INTERVAL = 0.2
 #: Round trips between doublings in slow start: the 429 that ends it takes one
 #: round trip to come back, and what is sent meanwhile is what gets refused.
 SLOW_START_ROUND_TRIPS = 2.0
-#: Additive increase per second, as a share of the rate the last episode settled on.
-INCREASE_SHARE = 0.02
-#: Bounds of a cut, as shares of the rate that was being sent: the first episode
-#: may fall far (slow start overshoots), later ones move in gentler steps.
+#: The probe's first step, in requests per second per second: the larger of a
+#: number that is the same for every run on a key and a share of the rate.
+PROBE_STEP = 2.0
+PROBE_SHARE = 0.01
+#: Seconds without a 429 that double the probe's step.
+PROBE_DOUBLING = 1.0
+#: The most the probe raises the rate per second, as a share of the rate.
+PROBE_MAX_GROWTH = 1.0
+#: Bounds of the first cut, as shares of the rate that was being sent: slow start
+#: overshoots by a factor nobody knows, so what got through decides.
 FIRST_CUT = (0.125, 0.9)
-LATER_CUT = (0.5, 0.9)
+#: Later cuts, as the share of the rate being sent that is kept.
+LATER_CUT = 0.7
 #: Seconds of recent request starts that measure the send rate at a 429.
 SEND_WINDOW = 0.2
 #: Seconds an episode listens for answers when the 429 gave no ``Retry-After``.
@@ -160,7 +182,7 @@ class _Episode:
     started: float
     ends: float
     sent_rate: float
-    bounds: tuple[float, float]
+    bounds: tuple[float, float] | None
     admitted: int = 0
     throttled: int = 0
 
@@ -181,6 +203,7 @@ class AdaptiveRate:
         self._answers_since_change = 0
         self._latency = 0.0
         self._step = 0.0
+        self._quiet_since = now
         self._episode: _Episode | None = None
         self._settled: float | None = None
         # Answers since the first burst of 429s ended: what the throttle lets through.
@@ -239,10 +262,18 @@ class AdaptiveRate:
             self._measured_since = resume
         self._last_change = resume
         self._requests_at_change = self.pacer.requests
-        self._step = max(0.5, rate * INCREASE_SHARE)
+        self._step = max(PROBE_STEP, rate * PROBE_SHARE)
+        self._quiet_since = resume
 
     def _estimate(self, episode: _Episode) -> None:
-        """Set the rate to the share of the send rate that got through, within bounds."""
+        """Set the rate to the share of the send rate that got through, within bounds.
+
+        An episode without bounds keeps ``LATER_CUT`` of the send rate, whatever
+        its answers say.
+        """
+        if episode.bounds is None:
+            self._set_rate(episode.sent_rate * LATER_CUT, self.pacer.now())
+            return
         # Requests that left after the throttle ran dry come back mostly 429;
         # the add-one keeps a few answers from reading as "nothing gets through".
         share = (episode.admitted + 1) / (episode.admitted + episode.throttled + 1)
@@ -282,7 +313,10 @@ class AdaptiveRate:
                     self._restart_count(now)
         elif elapsed >= 0.1:
             if self._in_use(now):
-                self._set_rate(rate + self._step * elapsed, now)
+                quiet = now - self._quiet_since
+                step = self._step * 2 ** (quiet / PROBE_DOUBLING)
+                step = min(step, rate * PROBE_MAX_GROWTH)
+                self._set_rate(rate + step * elapsed, now)
             else:
                 # Idle time earns no increase: the throttle was not probed.
                 self._last_change = now
@@ -296,7 +330,7 @@ class AdaptiveRate:
             self._close_episode(now)
             episode = None
         if episode is None:
-            bounds = FIRST_CUT if self._slow_start else LATER_CUT
+            bounds = FIRST_CUT if self._slow_start else None
             self._slow_start = False
             self.episodes += 1
             episode = self._episode = _Episode(
