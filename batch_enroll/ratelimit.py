@@ -12,10 +12,11 @@ A slow start doubles the rate while the throttle stays silent. The first 429
 opens a throttle *episode*: everyone pauses for ``Retry-After`` (the throttle
 counts the tenant, not one worker), and the answers still in flight tell how
 much of what was sent got through; the rate is cut to that share of the send
-rate, within multiplicative bounds. Later episodes cut the send rate by one
-fixed factor (multiplicative decrease). Between them a probe raises the rate:
-its step starts small and doubles every second without a 429 (additive
-increase that accelerates), and every episode sets it back to the start.
+rate, within multiplicative bounds. Later episodes cut the send rate by a
+fixed factor, a little more for each 429 (multiplicative decrease). Between
+them a probe raises the rate: its step starts small and doubles every second
+without a 429 (additive increase that accelerates), and every episode sets it
+back to the start.
 
 Why the cut aims at the ceiling rather than far below it: a throttle that
 answers 429 with ``Retry-After`` refills while everyone waits, so running a
@@ -28,11 +29,12 @@ creeps, so it does not overshoot the ceiling it just found; a ceiling that
 rose is reached within a few seconds.
 
 Why two runs on one key end up with fair shares, though neither knows of the
-other: both see the same throttle, a later cut takes the same share off each,
-and the probe's first steps are the same number of requests per second for a
-small run as for a large one. That is AIMD, which converges to equal shares;
-a share measured from a small run's few answers, or a step proportional to
-the rate, would keep whatever split the two started with.
+other: both see the same throttle, a later cut takes at least the same share off
+each (more off the one that drew more of the burst's 429s), and the probe's
+first steps are the same number of requests per second for a small run as for
+a large one. That is AIMD, which converges to equal shares; a share measured
+from a small run's few answers, or a step proportional to the rate, would keep
+whatever split the two started with.
 """
 
 from __future__ import annotations
@@ -68,8 +70,11 @@ PROBE_MAX_GROWTH = 1.0
 #: Bounds of the first cut, as shares of the rate that was being sent: slow start
 #: overshoots by a factor nobody knows, so what got through decides.
 FIRST_CUT = (0.125, 0.9)
-#: Later cuts, as the share of the rate being sent that is kept.
-LATER_CUT = 0.7
+#: Later cuts, as the share of the rate being sent that is kept at a burst's first
+#: 429, the share each further 429 of the burst keeps of that, and the least kept.
+LATER_CUT = 0.8
+LATER_CUT_PER_429 = 0.97
+LATER_CUT_FLOOR = 0.5
 #: Seconds of recent request starts that measure the send rate at a 429.
 SEND_WINDOW = 0.2
 #: Seconds an episode listens for answers when the 429 gave no ``Retry-After``.
@@ -268,11 +273,13 @@ class AdaptiveRate:
     def _estimate(self, episode: _Episode) -> None:
         """Set the rate to the share of the send rate that got through, within bounds.
 
-        An episode without bounds keeps ``LATER_CUT`` of the send rate, whatever
-        its answers say.
+        An episode without bounds keeps ``LATER_CUT`` of the send rate, a little
+        less for each further 429 it draws: runs sharing a key draw a burst's 429s
+        in proportion to what they send, so the larger gives way more.
         """
         if episode.bounds is None:
-            self._set_rate(episode.sent_rate * LATER_CUT, self.pacer.now())
+            kept = LATER_CUT * LATER_CUT_PER_429 ** (episode.throttled - 1)
+            self._set_rate(episode.sent_rate * max(LATER_CUT_FLOOR, kept), self.pacer.now())
             return
         # Requests that left after the throttle ran dry come back mostly 429;
         # the add-one keeps a few answers from reading as "nothing gets through".

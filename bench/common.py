@@ -112,6 +112,22 @@ def sheet_path(rows: int, *, users: int = USERS, extra: bool = False) -> Path:
     return path
 
 
+def sheet_slice_path(first: int, rows: int, *, users: int = USERS) -> Path:
+    """Write (once) the sheet of rows ``first`` .. ``first + rows`` of ``sheet_path``'s order.
+
+    Two slices that do not overlap share no course+user pair: two runs can send them at
+    once without enrolling anyone twice.
+    """
+    path = OUT / f"sheet-{first}+{rows}.csv"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    lines = ["course_id,user_login_name,course_session_ids"]
+    lines += [f"{1000 + i // users},{upn(i % users)}," for i in range(first, first + rows)]
+    _write_atomically(path, ("\n".join(lines) + "\n").encode())
+    return path
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -158,6 +174,7 @@ def simulator(
     latency_ms: float = 0.0,
     rate_limit: float = 0.0,
     catalog: Path | None = None,
+    rate_schedule: str | None = None,
 ) -> Iterator[Simulator]:
     """Start a fresh simulator process, wait until it answers, and always stop it."""
     catalog = catalog or catalog_path()
@@ -177,6 +194,7 @@ def simulator(
             str(rate_limit),
             "--catalog",
             str(catalog),
+            *(["--rate-schedule", rate_schedule] if rate_schedule else []),
         ]
         # A file, not a pipe: a chatty server must never block on a full pipe mid-run.
         with (OUT / "simulator.log").open("ab") as errors:
@@ -327,6 +345,18 @@ def run_cli(
     process = spawn(argv, timeout=timeout)
     loaded: dict[str, Any] = json.loads(summary.read_text()) if summary.exists() else {}
     return CliRun(loaded, process)
+
+
+def answers(log_file: Path) -> tuple[float, list[tuple[float, int]]]:
+    """Read a ``--log-file``: the wall time the first request left, and (time, status) answers.
+
+    A line is written when its answer arrives; it says how long the request took, so the
+    first request's start is the earliest answer time less its round trip.
+    """
+    events = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
+    got = [(float(e["ts"]), int(e["http_status"] or 0)) for e in events]
+    first = min(float(e["ts"]) - float(e["elapsed_ms"]) / 1000 for e in events)
+    return first, got
 
 
 @dataclass

@@ -6,7 +6,8 @@ stderr; the table and the raw figures also go to ``bench/out/results.md`` and
 ``bench/out/results.json``. Exit status 1 when a target is missed.
 
 Usage: ``python bench/run_all.py [scenario ...]`` with scenarios from
-``million excel no_throttle latency sequential throttle startup`` (default: all, about 5 min).
+``million excel no_throttle latency sequential throttle moving_ceiling shared_key startup``
+(default: all, about 7 min).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from collections.abc import Callable
 import excel
 import latency
 import million
+import moving_ceiling
 import no_throttle
 import sequential
+import shared_key
 import startup
 import throttle
 from common import OUT, Row, log, machine, table
@@ -35,6 +38,8 @@ SCENARIOS: dict[str, Callable[[], list[Row]]] = {
     "latency": latency.run,
     "sequential": sequential.run,
     "throttle": throttle.run,
+    "moving_ceiling": moving_ceiling.run,
+    "shared_key": shared_key.run,
     "startup": startup.run,
 }
 
