@@ -1,0 +1,108 @@
+"""The whole-column forms of the login rules agree with the per-cell forms, cell for cell."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from batch_enroll.client import login_key, login_keys
+from batch_enroll.validator import _LOGIN, check_offline, fullmatches
+
+LOGINS = [
+    "ann@contoso.com",
+    "Ann@Contoso.COM",
+    "  ann@contoso.com\t",
+    "i:0#.f|membership|ann@contoso.com",
+    "I:0#.F|MEMBERSHIP|Ann@Contoso.com",
+    "i:0#.F|Membership|ann@contoso.com",
+    " \u00a0I:0#.f|membership|ann@contoso.com ",
+    "i:0#.f|membership|i:0#.f|membership|ann@contoso.com",
+    "c:0t.c|tenant|6f2ac0d4-0000-4000-8000-000000000001",
+    "C:0-.F|ROLEMANAGER|Spectrumgroup",
+    "Sales Team",
+    "sales-team",
+    "O'Brien&Co",
+    "ann @contoso.com",
+    "ann@contoso.com\nbob@contoso.com",
+    "\n",
+    "",
+    " ",
+    "#N/A",
+    "membership|ann@contoso.com",
+    "ÅSA@Örebro.SE",
+    "İstanbul@example.com",
+    "ΟΔΥΣΣΕΥΣ@example.gr",
+    "ann@contoso",
+    "ann@@contoso.com",
+    "a|b|c",
+    "i:0#.f|membership|",
+]
+
+
+def _column(cells: list[str]) -> np.ndarray:  # type: ignore[type-arg]
+    return np.array(cells, dtype=object)
+
+
+def test_login_keys_agree_with_login_key_on_varied_logins() -> None:
+    assert login_keys(_column(LOGINS)).tolist() == [login_key(cell) for cell in LOGINS]
+
+
+def test_login_keys_drop_the_claims_prefix_in_any_case() -> None:
+    keys = login_keys(_column(["I:0#.F|Membership|Ann@X.com", " ann@x.com ", "Sales Team"]))
+    assert keys.tolist() == ["ann@x.com", "ann@x.com", "sales team"]
+
+
+def test_fullmatches_agree_with_fullmatch_on_varied_logins() -> None:
+    for cells in (LOGINS, LOGINS[::-1], LOGINS[13:], ["bad cell"], ["ok@x.com"], []):
+        expected = [_LOGIN.fullmatch(cell) is not None for cell in cells]
+        assert fullmatches(_LOGIN, _column(cells)).tolist() == expected
+
+
+# Pieces rather than characters, so claims prefixes in any case turn up often.
+login_text = st.lists(
+    st.sampled_from(
+        [*"aB9@.|:#-_'& \t\n\u00a0İΣ", "i:0#.f|membership|", "I:0#.F|MEMBERSHIP|", "@x.com"]
+    ),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(login_text, max_size=20))
+def test_the_column_forms_agree_with_the_cell_forms(cells: list[str]) -> None:
+    assert login_keys(_column(cells)).tolist() == [login_key(cell) for cell in cells]
+    expected = [_LOGIN.fullmatch(cell) is not None for cell in cells]
+    assert fullmatches(_LOGIN, _column(cells)).tolist() == expected
+
+
+def test_fullmatches_take_any_pattern_that_never_matches_a_line_break() -> None:
+    digits = re.compile(r"[0-9]+|x")
+    cells = ["12", "", "1a", "x", "3\n4", "007"]
+    assert fullmatches(digits, _column(cells)).tolist() == [True, False, False, True, False, True]
+
+
+def test_check_offline_gives_each_row_its_login_verdict_and_key() -> None:
+    frame = pd.DataFrame(
+        {
+            "row": [2, 3, 4, 5, 6],
+            "course_id": ["101"] * 5,
+            "user_login_name": [
+                "I:0#.F|Membership|Ann@X.com",
+                "bob smith@x.com",
+                "not|a login",
+                "ann@x.com",
+                "Bad|Login",
+            ],
+            "course_session_ids": ["", "", "", "", ""],
+        }
+    )
+    checked = check_offline(frame)
+    assert checked["status"].tolist() == ["ok", "invalid", "invalid", "duplicate", "invalid"]
+    assert checked["error_message"][1] == 'the login name "bob smith@x.com" contains spaces'
+    assert checked["error_message"][2] == 'the login name "not|a login" contains spaces'
+    assert checked["error_message"][4].startswith('"Bad|Login" is not an e-mail address')
+    assert checked["_login_key"][0] == checked["_login_key"][3] == "ann@x.com"
