@@ -18,7 +18,15 @@ import pandas as pd
 
 from batch_enroll.client import canonical_login, login_keys
 from batch_enroll.errors import ConfigError
-from batch_enroll.ids import course_key, fold, is_placeholder, parse_guid, parse_time, session_guids
+from batch_enroll.ids import (
+    course_key,
+    folds,
+    fullmatches,
+    is_placeholder,
+    parse_guid,
+    parse_time,
+    session_guids_column,
+)
 from batch_enroll.loader import RAGGED_COLUMN
 from batch_enroll.model import (
     DUPLICATE,
@@ -193,43 +201,6 @@ def _check_course(frame: pd.DataFrame) -> None:
     )
 
 
-def fullmatches(pattern: re.Pattern[str], cells: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
-    """Say which cells ``pattern`` matches whole, scanning the column in one regex run.
-
-    ``pattern`` must never match a line break. The cells are joined one per line
-    and a single possessive run of ``(?>pattern\n)`` goes down the lines until one
-    does not match; the scan resumes after that line. A sheet's few bad cells cost
-    one call each; its good ones cost no Python at all, where a ``fullmatch`` per
-    cell cost a Python call and a match object each.
-    """
-    ok = np.ones(len(cells), dtype=np.bool_)
-    if not len(cells):
-        return ok
-    listed = cells.tolist()
-    text = "\n".join(listed) + "\n"
-    broken: npt.NDArray[np.intp] | None = None
-    if text.count("\n") != len(listed):
-        # A cell holding a line break cannot match; leave it out of the scan.
-        holds = np.frompyfunc(str.__contains__, 2, 1)(cells, "\n")
-        broken = np.flatnonzero(np.asarray(holds, dtype=bool))
-        for position in broken.tolist():
-            listed[position] = ""
-        text = "\n".join(listed) + "\n"
-    run = re.compile(r"(?>(?:" + pattern.pattern + r")\n)*+", pattern.flags)
-    position = line = 0
-    while True:
-        end = run.match(text, position).end()  # type: ignore[union-attr]  # *+ always matches
-        line += text.count("\n", position, end)
-        if end == len(text):
-            break
-        ok[line] = False
-        position = text.index("\n", end) + 1
-        line += 1
-    if broken is not None:
-        ok[broken] = False
-    return ok
-
-
 def _check_login(frame: pd.DataFrame) -> None:
     """Refuse an empty or malformed login; set ``_login_key``, the form logins compare in."""
     login = frame["user_login_name"].astype(str)
@@ -278,11 +249,9 @@ def _check_session_ids(frame: pd.DataFrame) -> None:
     """
     raw_sessions = frame["course_session_ids"].astype(str)
     cells, per_session_cell = _distinct(raw_sessions)
-    guids = cells.map(session_guids)
-    all_guids = guids.notna()
-    frame["_sessions"] = per_session_cell(
-        guids.map(lambda ids: ";".join(ids) if isinstance(ids, list) else "")
-    )
+    # A sheet may hold a different sessions cell on nearly every row: read them as a column.
+    all_guids, joined = session_guids_column(cells.to_numpy(dtype=object))
+    frame["_sessions"] = per_session_cell(pd.Series(joined, dtype=object))
     frame["_session_cell"] = per_session_cell(cells.where(~all_guids, ""))
     _mark(
         frame,
@@ -325,6 +294,12 @@ def _check_flags(frame: pd.DataFrame) -> None:
             )
 
 
+_CONTAINS = np.frompyfunc(str.__contains__, 2, 1)
+_SPLIT = np.frompyfunc(str.split, 2, 1)
+_SORTED = np.frompyfunc(sorted, 1, 1)
+_JOIN_SESSIONS = np.frompyfunc(";".join, 1, 1)
+
+
 def _fold_codes(column: pd.Series[str], rows: pd.Series[bool]) -> npt.NDArray[np.int64]:
     """Number the ``rows``' cells so that cells equal but for case and spacing share a number.
 
@@ -332,7 +307,7 @@ def _fold_codes(column: pd.Series[str], rows: pd.Series[bool]) -> npt.NDArray[np
     million-row comparison in C.
     """
     codes, uniques = pd.factorize(column)
-    folded_codes, _ = pd.factorize(pd.Series(uniques, dtype=object).map(fold))
+    folded_codes, _ = pd.factorize(folds(np.asarray(uniques, dtype=object)))
     numbers = np.asarray(folded_codes, dtype=np.int64).take(codes)
     return np.where(rows.to_numpy(), numbers, -1)
 
@@ -351,10 +326,13 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
     # An unresolved cell is compared as written; a resolved one by its GUID alone.
     written = _fold_codes(frame["_course_key"].astype(str), unresolved)
     sessions = frame["_sessions"].astype(str)
-    several = sessions.str.contains(";", regex=False)
+    listed = sessions.to_numpy(dtype=object)
+    several = np.asarray(_CONTAINS(listed, ";"), dtype=np.bool_)
     if several.any():
+        # The same sessions in any order are one booking; sorted by ufuncs, not per row.
+        ordered = _JOIN_SESSIONS(_SORTED(_SPLIT(listed[several], ";")))
         sessions = sessions.copy()
-        sessions[several] = sessions[several].map(lambda s: ";".join(sorted(s.split(";"))))
+        sessions[several] = ordered
     cell = frame["_session_cell"].astype(str)
     named = _fold_codes(cell, (cell != "") & (sessions == ""))
     dup_key = pd.DataFrame(

@@ -1,4 +1,4 @@
-"""The whole-column forms of the login rules agree with the per-cell forms, cell for cell."""
+"""The whole-column forms of the cell rules agree with the per-cell forms, cell for cell."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_enroll.client import login_key, login_keys
+from batch_enroll.ids import fold, folds, session_guids, session_guids_column
 from batch_enroll.validator import _LOGIN, check_offline, fullmatches
 
 LOGINS = [
@@ -106,3 +107,58 @@ def test_check_offline_gives_each_row_its_login_verdict_and_key() -> None:
     assert checked["error_message"][2] == 'the login name "not|a login" contains spaces'
     assert checked["error_message"][4].startswith('"Bad|Login" is not an e-mail address')
     assert checked["_login_key"][0] == checked["_login_key"][3] == "ann@x.com"
+
+
+G1 = "6F2AC0D4-1111-4000-8000-00000000000A"
+G2 = "6f2ac0d4-2222-4000-8000-00000000000b"
+SESSION_CELLS = [
+    "",
+    "  ",
+    G1,
+    f"{{{G1}}}",
+    f"{{{G1}",
+    f"{G1}}}",
+    f"{G1};{G2}",
+    f" {G1} , {G2} | {G1} ",
+    f"{G1}\n{G2}",
+    f"{G1}\r\n{{{G2}}}",
+    f";;{G2};",
+    f"{G1}{G2}",
+    f"{{{G1}}}{{{G2}}}",
+    f"{G1};Morning",
+    "Morning, Oslo",
+    "2027-03-01 09:00",
+    f"{G1}\u00a0{G2}",
+    "#N/A",
+    G1[:-1],
+    G1 + "0",
+]
+
+
+def _guids_by_cell(cells: list[str]) -> tuple[list[bool], list[str]]:
+    found = [session_guids(cell) for cell in cells]
+    return [ids is not None for ids in found], [";".join(ids or []) for ids in found]
+
+
+def test_session_guids_column_agrees_with_session_guids() -> None:
+    for cells in (SESSION_CELLS, SESSION_CELLS[::-1], SESSION_CELLS[11:], []):
+        only, joined = session_guids_column(_column(cells))
+        assert (only.tolist(), joined.tolist()) == _guids_by_cell(cells)
+
+
+session_text = st.lists(
+    st.sampled_from([G1, G2, G1.lower(), "{", "}", ";", ",", "|", " ", "\n", "\t", "x", "-"]),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(session_text, max_size=12))
+def test_session_columns_agree_with_session_cells(cells: list[str]) -> None:
+    only, joined = session_guids_column(_column(cells))
+    assert (only.tolist(), joined.tolist()) == _guids_by_cell(cells)
+
+
+def test_folds_agree_with_fold() -> None:
+    cells = ["SAF-101", " saf-101 ", "Safety  first\tA", "STRASSE", "Straße", "", " \n ", "ΣΑΣ"]
+    assert folds(_column(cells)).tolist() == [fold(cell) for cell in cells]
