@@ -91,9 +91,15 @@ def safe_cells(frame: pd.DataFrame) -> list[list[str]]:
         # The row number is ours and numeric: nothing to neutralise, and it stays a number.
         [str(value) for value in frame[column].tolist()]
         if column == "row"
-        else neutralise(frame[column]).tolist()
+        else _safe_column(frame[column])
         for column in frame.columns
     ]
+
+
+def _safe_column(column: pd.Series[Any]) -> list[str]:
+    cells: list[str] = column.astype(str).tolist()
+    # Most columns of a check's report are empty on every row: nothing to neutralise.
+    return neutralise(column).tolist() if any(cells) else cells
 
 
 def _fill_results(checked: pd.DataFrame, results: Mapping[int, RowResult]) -> pd.DataFrame:

@@ -321,11 +321,17 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
     clean = frame["status"] == OK
     if not clean.any():
         return
-    course = frame["_course"].astype(str)
+    # Only a row whose user is on another clean row can repeat one: one hash of the
+    # logins settles a sheet where everyone is distinct, and narrows any other.
+    shared = frame.loc[clean, "_login_key"].astype(str).duplicated(keep=False)
+    if not shared.any():
+        return
+    rows = frame.loc[shared[shared].index]
+    course = rows["_course"].astype(str)
     unresolved = course == ""
     # An unresolved cell is compared as written; a resolved one by its GUID alone.
-    written = _fold_codes(frame["_course_key"].astype(str), unresolved)
-    sessions = frame["_sessions"].astype(str)
+    written = _fold_codes(rows["_course_key"].astype(str), unresolved)
+    sessions = rows["_sessions"].astype(str)
     listed = sessions.to_numpy(dtype=object)
     several = np.asarray(_CONTAINS(listed, ";"), dtype=np.bool_)
     if several.any():
@@ -333,25 +339,21 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
         ordered = _JOIN_SESSIONS(_SORTED(_SPLIT(listed[several], ";")))
         sessions = sessions.copy()
         sessions[several] = ordered
-    cell = frame["_session_cell"].astype(str)
+    cell = rows["_session_cell"].astype(str)
     named = _fold_codes(cell, (cell != "") & (sessions == ""))
     dup_key = pd.DataFrame(
         {
             "c": course,
             "k": written,
-            "u": frame["_login_key"],
+            "u": rows["_login_key"],
             "s": sessions,
             "n": named,
-            "a": frame["_action"],
+            "a": rows["_action"],
         }
-    )[clean]
+    )
     repeated = dup_key.duplicated(keep="first")
     if repeated.any():
-        first_row = (
-            frame.loc[dup_key.index, "row"]
-            .groupby([dup_key[c] for c in dup_key.columns])
-            .transform("first")
-        )
+        first_row = rows["row"].groupby([dup_key[c] for c in dup_key.columns]).transform("first")
         message = pd.Series("", index=frame.index, dtype=object)
         rep_index = repeated[repeated].index
         message[rep_index] = "the same course, user and sessions as row " + first_row[

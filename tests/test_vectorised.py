@@ -162,3 +162,23 @@ def test_session_columns_agree_with_session_cells(cells: list[str]) -> None:
 def test_folds_agree_with_fold() -> None:
     cells = ["SAF-101", " saf-101 ", "Safety  first\tA", "STRASSE", "Straße", "", " \n ", "ΣΑΣ"]
     assert folds(_column(cells)).tolist() == [fold(cell) for cell in cells]
+
+
+def test_a_duplicate_is_found_among_rows_of_distinct_people() -> None:
+    frame = pd.DataFrame(
+        {
+            "row": [2, 3, 4, 5, 6],
+            "course_id": ["SAF-101", "SAF-101", " saf-101 ", "SAF-101", "SAF-102"],
+            "user_login_name": [
+                "ann@x.com",
+                "bob@x.com",
+                "I:0#.F|Membership|ANN@x.com",
+                "cy@x.com",
+                "ann@x.com",
+            ],
+            "course_session_ids": [f"{G1};{G2}", "", f"{G2},{{{G1}}}", "", f"{G1};{G2}"],
+        }
+    )
+    checked = check_offline(frame)
+    assert checked["status"].tolist() == ["ok", "ok", "duplicate", "ok", "ok"]
+    assert checked["error_message"][2] == "the same course, user and sessions as row 2"
