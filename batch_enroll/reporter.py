@@ -360,19 +360,33 @@ def _by_course(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     else:
         keys = cells
     titles = frame["course_title"].astype(str) if "course_title" in frame.columns else None
-    grouped = pd.DataFrame({"key": keys, "cell": cells, "status": frame["status"].astype(str)})
+    # A number per course, spelling and status, then counts of numbers in C: a
+    # million rows name a handful of each, and grouping their text cost more.
+    course, courses = pd.factorize(keys)
+    cell, spellings = pd.factorize(cells)
+    status, statuses = pd.factorize(frame["status"].astype(str))
+    tally = np.bincount(course * len(statuses) + status, minlength=len(courses) * len(statuses))
+    pairs = np.unique(course.astype(np.int64) * len(spellings) + cell)
+    written: dict[int, list[str]] = {}
+    for pair in pairs.tolist():
+        written.setdefault(pair // len(spellings), []).append(str(spellings[pair % len(spellings)]))
+    named: dict[int, str] = {}
     if titles is not None:
-        grouped["title"] = titles
-    for key, group in grouped.groupby("key", sort=True):
-        title = ""
-        if titles is not None:
-            named = group.loc[group["title"] != "", "title"]
-            title = str(named.iloc[0]) if len(named) else ""
-        counts = group["status"].value_counts()
-        by_course[str(key)] = {
-            "title": title,
-            # Distinct first: a course's million cells are a handful of spellings.
-            "written_as": sorted(str(c) for c in group["cell"].unique())[:EXAMPLE_ROWS],
+        titled = np.flatnonzero(titles.to_numpy(dtype=object) != "")
+        # The first titled row of each course: its title is the course's.
+        numbers, where = np.unique(course[titled], return_index=True)
+        named = {
+            int(n): str(titles.iloc[int(titled[w])])
+            for n, w in zip(numbers.tolist(), where.tolist(), strict=True)
+        }
+    for number in sorted(range(len(courses)), key=lambda n: str(courses[n])):
+        counts = pd.Series(
+            tally[number * len(statuses) : (number + 1) * len(statuses)], index=statuses
+        )
+        counts = counts[counts > 0].sort_values(ascending=False, kind="stable")
+        by_course[str(courses[number])] = {
+            "title": named.get(number, ""),
+            "written_as": sorted(written[number])[:EXAMPLE_ROWS],
             "counts": {str(s): int(n) for s, n in counts.items()},
         }
     return by_course
