@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 __all__ = [
     "course_key",
+    "course_keys",
     "fold",
     "folds",
     "fullmatches",
@@ -31,6 +32,8 @@ _WHOLE_FLOAT = re.compile(r"([+-]?[0-9]+)\.0+")
 # How today's GUID-only sessions cells are split.
 _GUID_SPLIT = re.compile(r"[;,|\s]+")
 _GUID_IN_CELL = re.compile(_GUID)
+# What parse_guid takes: a GUID, or one in braces, both or neither.
+_GUID_ALONE = re.compile(r"\{" + _GUID + r"\}|" + _GUID)
 # A whole cell that ``session_guids`` reads as GUIDs: separators, braced or bare GUIDs.
 # Line breaks are left out (``fullmatches`` needs that); the column form makes them spaces.
 _SESSION_SEP = r"(?:[;,|]|[^\S\n])"
@@ -41,6 +44,8 @@ _GUID_CELL = re.compile(
 
 # The str methods of the rules below, run over a whole column by numpy in C.
 _LOWER = np.frompyfunc(str.lower, 1, 1)
+_STRIP = np.frompyfunc(str.strip, 1, 1)
+_STRIP_CHARS = np.frompyfunc(str.strip, 2, 1)
 _REPLACE = np.frompyfunc(str.replace, 3, 1)
 
 
@@ -65,6 +70,25 @@ def course_key(cell: str) -> str:
     if whole is not None:
         return whole.group(1)
     return text
+
+
+def course_keys(
+    cells: npt.NDArray[np.object_],
+) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.object_]]:
+    """Return ``course_key`` of every cell of a column, and its GUID where it is one, else "".
+
+    The steps of ``course_key`` and ``parse_guid``, each run over the column at once.
+    """
+    text = np.asarray(_STRIP(cells), dtype=object)
+    keys = text.copy()
+    guids = np.full(len(text), "", dtype=object)
+    guid = fullmatches(_GUID_ALONE, text)
+    if guid.any():
+        guids[guid] = keys[guid] = _LOWER(_STRIP_CHARS(text[guid], "{}"))
+    whole = fullmatches(_WHOLE_FLOAT, text) & ~guid
+    if whole.any():
+        keys[whole] = np.frompyfunc(_WHOLE_FLOAT.sub, 2, 1)(r"\1", text[whole])
+    return keys, guids
 
 
 def fold(text: str) -> str:

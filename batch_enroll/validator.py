@@ -19,11 +19,10 @@ import pandas as pd
 from batch_enroll.client import canonical_login, login_keys
 from batch_enroll.errors import ConfigError
 from batch_enroll.ids import (
-    course_key,
+    course_keys,
     folds,
     fullmatches,
     is_placeholder,
-    parse_guid,
     parse_time,
     session_guids_column,
 )
@@ -188,9 +187,9 @@ def _check_course(frame: pd.DataFrame) -> None:
     """
     course = frame["course_id"].astype(str)
     courses, per_course_cell = _distinct(course)
-    keys = courses.map(course_key)
-    frame["_course_key"] = per_course_cell(keys)
-    frame["_course"] = per_course_cell(keys.map(lambda key: parse_guid(key) or ""))
+    keys, guids = course_keys(courses.to_numpy(dtype=object))
+    frame["_course_key"] = per_course_cell(pd.Series(keys, dtype=object))
+    frame["_course"] = per_course_cell(pd.Series(guids, dtype=object))
     _mark(frame, course == "", INVALID, "MissingCourseId", "the course cell is empty")
     _mark(
         frame,

@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_enroll.client import login_key, login_keys
-from batch_enroll.ids import fold, folds, session_guids, session_guids_column
+from batch_enroll.ids import (
+    course_key,
+    course_keys,
+    fold,
+    folds,
+    parse_guid,
+    session_guids,
+    session_guids_column,
+)
 from batch_enroll.validator import _LOGIN, check_offline, fullmatches
 
 LOGINS = [
@@ -182,3 +190,29 @@ def test_a_duplicate_is_found_among_rows_of_distinct_people() -> None:
     checked = check_offline(frame)
     assert checked["status"].tolist() == ["ok", "ok", "duplicate", "ok", "ok"]
     assert checked["error_message"][2] == "the same course, user and sessions as row 2"
+
+
+def test_course_keys_agree_with_course_key_and_parse_guid() -> None:
+    cells = [
+        "101",
+        " 101.0 ",
+        "-7.00",
+        "+3.0",
+        "101.5",
+        "1.0e3",
+        "SAF-101",
+        "  Safety  first ",
+        G1,
+        f" {{{G1}}} ",
+        f"{{{G1}",
+        f"{G1}}}",
+        f"{{{{{G1}}}}}",
+        "",
+        "\u00a0",
+        "#N/A",
+        "100.0",
+    ]
+    for column in (cells, cells[::-1], []):
+        keys, guids = course_keys(_column(column))
+        assert keys.tolist() == [course_key(cell) for cell in column]
+        assert guids.tolist() == [parse_guid(course_key(cell)) or "" for cell in column]
