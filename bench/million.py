@@ -40,7 +40,7 @@ def _measure(sheet: Path, *, rows: int, what: str) -> Row:
     ours: list[Spawned] = []
     bare: list[Spawned] = []
     for attempt in range(1, RUNS + 1):
-        log(f"million: pandas round trip, then validate --offline ({what}, {attempt}/{RUNS})")
+        log(f"million{what}: pandas round trip, then validate --offline ({attempt}/{RUNS})")
         bare.append(
             _checked(
                 spawn(
@@ -72,7 +72,7 @@ def _measure(sheet: Path, *, rows: int, what: str) -> Row:
     bare_time = statistics.median(p.wall_seconds for p in bare)
     peak = max(p.max_rss_bytes for p in ours)
     ratio = our_time / bare_time
-    log(f"million ({what}): {ratio:.2f}x, peak {peak / 2**20:.0f} MiB")
+    log(f"million{what}: {ratio:.2f}x the time, peak {peak / 2**20:.0f} MiB")
     return Row(
         scenario=f"validate --offline, {rows:,} rows{what}, with report",
         ours=f"{our_time:.2f} s, peak {peak / 2**20:.0f} MiB",
