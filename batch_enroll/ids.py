@@ -104,13 +104,12 @@ def folds(cells: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
 
 
 def fullmatches(pattern: re.Pattern[str], cells: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
-    """Say which cells ``pattern`` matches whole, scanning the column in one regex run.
+    """Say which cells ``pattern`` matches whole, scanning the column in a few regex runs.
 
-    ``pattern`` must never match a line break. The cells are joined one per line
-    and a single possessive run of ``(?>pattern\n)`` goes down the lines until one
-    does not match; the scan resumes after that line. A sheet's few bad cells cost
-    one call each; its good ones cost no Python at all, where a ``fullmatch`` per
-    cell cost a Python call and a match object each.
+    ``pattern`` must never match a line break. The cells are joined one per line;
+    one possessive run of ``(?>pattern\n)`` passes every line that matches, the
+    next every line that does not, and so on: a call per stretch of good or bad
+    cells, where a ``fullmatch`` per cell cost a Python call and a match object each.
     """
     ok = np.ones(len(cells), dtype=np.bool_)
     if not len(cells):
@@ -125,16 +124,20 @@ def fullmatches(pattern: re.Pattern[str], cells: npt.NDArray[np.object_]) -> npt
         for position in broken.tolist():
             listed[position] = ""
         text = "\n".join(listed) + "\n"
-    run = re.compile(r"(?>(?:" + pattern.pattern + r")\n)*+", pattern.flags)
+    one = r"(?>(?:" + pattern.pattern + r")\n)"
+    good = re.compile(one + r"*+", pattern.flags)
+    bad = re.compile(r"(?:(?!" + one + r")[^\n]*\n)*+", pattern.flags)
     position = line = 0
-    while True:
-        end = run.match(text, position).end()  # type: ignore[union-attr]  # *+ always matches
+    while position < len(text):
+        # Both runs always match (*+), maybe empty; one of them passes the next line.
+        end = good.match(text, position).end()  # type: ignore[union-attr]
         line += text.count("\n", position, end)
-        if end == len(text):
-            break
-        ok[line] = False
-        position = text.index("\n", end) + 1
-        line += 1
+        position = end
+        end = bad.match(text, position).end()  # type: ignore[union-attr]
+        skipped = text.count("\n", position, end)
+        ok[line : line + skipped] = False
+        line += skipped
+        position = end
     if broken is not None:
         ok[broken] = False
     return ok
