@@ -216,6 +216,27 @@ def _csv_cells(cells: list[str]) -> list[str]:
     return result
 
 
+def _merge_empty(columns: list[list[str]]) -> list[list[str]]:
+    """Write each stretch of columns empty on every row as one column of its commas.
+
+    A check's report leaves most outcome columns empty; joining fewer cells per
+    row writes the same bytes in less time.
+    """
+    merged: list[list[str]] = []
+    empty = 0
+    for column in [*columns, None]:
+        if column is not None and not any(column):
+            empty += 1
+            continue
+        if empty:
+            rows = len(columns[0])
+            merged.append(["," * (empty - 1)] * rows if empty > 1 else [""] * rows)
+            empty = 0
+        if column is not None:
+            merged.append(column)
+    return merged
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a results or report sheet atomically, neutralising formula cells."""
     names = safe_header(frame)
@@ -229,7 +250,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
             return
         # The bytes csv.writer (what DataFrame.to_csv uses) would write, joined in C a
         # chunk at a time: per-cell writing took over a second a million rows.
-        columns = [_csv_cells(column) for column in cells]
+        columns = _merge_empty([_csv_cells(column) for column in cells])
         handle.write(",".join(_csv_cells(names)) + "\r\n")
         for start in range(0, len(frame), _WRITE_CHUNK):
             chunk = (column[start : start + _WRITE_CHUNK] for column in columns)
