@@ -126,15 +126,26 @@ def _quoting(
     return build
 
 
+#: Cells a column's first rows are sampled for, to tell whether its cells repeat.
+_SAMPLE = 10_000
+
+
 def _distinct(
     column: pd.Series[str],
 ) -> tuple[pd.Series[str], Callable[[pd.Series[Any]], pd.Series[Any]]]:
     """Return a column's distinct cells and a function spreading per-cell answers over its rows.
 
-    pandas runs string checks cell by cell in Python. A sheet names a few
-    courses and repeats its people across them, so checking each distinct
-    cell once is what keeps a million-row sheet to seconds.
+    A sheet names a few courses and often repeats its people across them, so
+    each distinct cell is checked once. When the first rows show nearly every
+    cell differs, the cells are returned all, as they are.
     """
+    if len(column) > _SAMPLE and column.iloc[:_SAMPLE].nunique() > _SAMPLE // 2:
+        # Nearly every cell differs (a login per person): finding the distinct ones
+        # would hash a million cells to save little. Check them all as they are.
+        def as_they_are(answers: pd.Series[Any]) -> pd.Series[Any]:
+            return pd.Series(answers.array, index=column.index)
+
+        return column.reset_index(drop=True), as_they_are
     codes, uniques = pd.factorize(column)
     distinct = pd.Series(uniques, dtype=column.dtype)
 

@@ -6,9 +6,11 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batch_enroll import validator
 from batch_enroll.client import login_key, login_keys
 from batch_enroll.ids import (
     course_key,
@@ -216,3 +218,29 @@ def test_course_keys_agree_with_course_key_and_parse_guid() -> None:
         keys, guids = course_keys(_column(column))
         assert keys.tolist() == [course_key(cell) for cell in column]
         assert guids.tolist() == [parse_guid(course_key(cell)) or "" for cell in column]
+
+
+def test_a_column_of_distinct_cells_gets_the_verdicts_a_repeating_one_gets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = 12_000
+    logins = [f"{'I:0#.F|Membership|' if i % 3 == 0 else ''}U{i}@x.com" for i in range(rows)]
+    logins[5], logins[7000], logins[11_000] = "bad login", "", "U11@X.COM"
+    frame = pd.DataFrame(
+        {
+            "row": range(2, rows + 2),
+            "course_id": [("SAF-101", f"{{{G1}}}", " 101.0 ")[i % 3] for i in range(rows)],
+            "user_login_name": logins,
+            "course_session_ids": [(f"{G2};{G1}", "", f"Room {i}")[i % 3] for i in range(rows)],
+        }
+    )
+    frame.loc[11_000, "course_session_ids"] = " room  11"  # row 13's, as retyped
+    sampled = check_offline(frame.copy())
+    assert sampled["status"][11_000] == "duplicate"
+    assert sampled["error_message"][11_000].endswith("as row 13")
+    assert (sampled["error_code"][5], sampled["error_code"][7000]) == (
+        "InvalidLogin",
+        "MissingLogin",
+    )
+    monkeypatch.setattr(validator, "_SAMPLE", 10**9)  # always find the distinct cells first
+    pd.testing.assert_frame_equal(sampled, check_offline(frame.copy()))
