@@ -126,7 +126,7 @@ def _quoting(
     return build
 
 
-#: Cells a column's first rows are sampled for, to tell whether its cells repeat.
+#: Cells sampled across a column to tell whether its cells repeat.
 _SAMPLE = 10_000
 
 
@@ -136,10 +136,11 @@ def _distinct(
     """Return a column's distinct cells and a function spreading per-cell answers over its rows.
 
     A sheet names a few courses and often repeats its people across them, so
-    each distinct cell is checked once. When the first rows show nearly every
-    cell differs, the cells are returned all, as they are.
+    each distinct cell is checked once. When rows sampled across the column show
+    nearly every cell differs, the cells are returned all, as they are.
     """
-    if len(column) > _SAMPLE and column.iloc[:_SAMPLE].nunique() > _SAMPLE // 2:
+    # Rows spread over the whole sheet: one sorted by course starts with everyone once.
+    if len(column) > _SAMPLE and column.iloc[:: len(column) // _SAMPLE].nunique() > _SAMPLE // 2:
         # Nearly every cell differs (a login per person): finding the distinct ones
         # would hash a million cells to save little. Check them all as they are.
         def as_they_are(answers: pd.Series[Any]) -> pd.Series[Any]:
@@ -336,7 +337,8 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
     shared = frame.loc[clean, "_login_key"].astype(str).duplicated(keep=False)
     if not shared.any():
         return
-    rows = frame.loc[shared[shared].index]
+    needed = ["row", "_course", "_course_key", "_login_key", "_sessions", "_session_cell"]
+    rows = frame.loc[shared[shared].index, [*needed, "_action"]]
     course = rows["_course"].astype(str)
     unresolved = course == ""
     # An unresolved cell is compared as written; a resolved one by its GUID alone.
