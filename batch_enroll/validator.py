@@ -334,7 +334,8 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
         return
     # Only a row whose user is on another clean row can repeat one: one hash of the
     # logins settles a sheet where everyone is distinct, and narrows any other.
-    shared = frame.loc[clean, "_login_key"].astype(str).duplicated(keep=False)
+    users = frame["_login_key"] if clean.all() else frame.loc[clean, "_login_key"]
+    shared = users.duplicated(keep=False)
     if not shared.any():
         return
     needed = ["row", "_course", "_course_key", "_login_key", "_sessions", "_session_cell"]
