@@ -295,7 +295,9 @@ def _check_flags(frame: pd.DataFrame) -> None:
     for flag in FLAG_COLUMNS:
         if flag in frame.columns:
             cell = frame[flag].astype(str)
-            unknown = cell.map(parse_bool).isna()
+            # parse_bool's steps over the column at once: strip, lower, look the word up.
+            words = _LOWER(_STRIP(cell.to_numpy(dtype=object)))
+            unknown = pd.Series(~pd.Series(words).isin(_TRUE | _FALSE).to_numpy(), index=cell.index)
             _mark(
                 frame,
                 unknown,
@@ -306,6 +308,8 @@ def _check_flags(frame: pd.DataFrame) -> None:
 
 
 _CONTAINS = np.frompyfunc(str.__contains__, 2, 1)
+_STRIP = np.frompyfunc(str.strip, 1, 1)
+_LOWER = np.frompyfunc(str.lower, 1, 1)
 _SPLIT = np.frompyfunc(str.split, 2, 1)
 _SORTED = np.frompyfunc(sorted, 1, 1)
 _JOIN_SESSIONS = np.frompyfunc(";".join, 1, 1)

@@ -244,3 +244,20 @@ def test_a_column_of_distinct_cells_gets_the_verdicts_a_repeating_one_gets(
     )
     monkeypatch.setattr(validator, "_SAMPLE", 10**9)  # always find the distinct cells first
     pd.testing.assert_frame_equal(sampled, check_offline(frame.copy()))
+
+
+def test_flag_cells_are_read_as_parse_bool_reads_them() -> None:
+    cells = ["true", " YES ", "y", "1", "x", "False", "no", "N", "0", "", "maybe", "ja", "2"]
+    frame = pd.DataFrame(
+        {
+            "row": range(2, len(cells) + 2),
+            "course_id": [str(100 + i) for i in range(len(cells))],
+            "user_login_name": ["ann@x.com"] * len(cells),
+            "course_session_ids": [""] * len(cells),
+            "ignore_max_attendees": cells,
+        }
+    )
+    checked = check_offline(frame)
+    invalid = [code == "InvalidFlag" for code in checked["error_code"]]
+    assert invalid == [validator.parse_bool(cell) is None for cell in cells]
+    assert invalid.count(True) == 3
