@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -38,6 +38,10 @@ from batch_enroll.options import ConnectionOptions, RequestEvent
 from batch_enroll.ratelimit import RateLimiter
 from batch_enroll.transport import make_transport
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
 __all__ = [
     "AuthFailure",
     "CallFailed",
@@ -46,6 +50,7 @@ __all__ = [
     "canonical_login",
     "current_row",
     "login_key",
+    "login_keys",
     "odata_quote",
 ]
 
@@ -74,8 +79,22 @@ def login_key(login: str) -> str:
     the claims form in any case. This is the one rule every comparison of logins
     uses: duplicates, --skip-enrolled, reconciling an unanswered POST, unenroll.
     """
-    lowered = login.strip().lower()
-    return lowered[len(CLAIMS_PREFIX) :] if lowered.startswith(CLAIMS_PREFIX) else lowered
+    return login.strip().lower().removeprefix(CLAIMS_PREFIX)
+
+
+def login_keys(logins: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    """Return ``login_key`` of every login of a column at once.
+
+    The same three steps as ``login_key``, each run over the whole column by a
+    numpy ufunc that calls the ``str`` method from C: no Python function runs per
+    cell, which is what a million distinct logins cost before.
+    """
+    import numpy as np  # only the checks of a whole sheet need numpy
+
+    stripped = np.frompyfunc(str.strip, 1, 1)(logins)
+    lowered = np.frompyfunc(str.lower, 1, 1)(stripped)
+    keys = np.frompyfunc(str.removeprefix, 2, 1)(lowered, CLAIMS_PREFIX)
+    return np.asarray(keys, dtype=object)
 
 
 def canonical_login(login: str) -> str:

@@ -23,9 +23,15 @@ from batch_enroll.classifier import (
     seat_limit,
     seats_taken,
 )
-from batch_enroll.client import canonical_login, login_key
+from batch_enroll.client import canonical_login, login_keys
 from batch_enroll.errors import ConfigError
-from batch_enroll.ids import course_key, fold, is_placeholder, parse_guid, session_guids
+from batch_enroll.ids import (
+    course_keys,
+    folds,
+    fullmatches,
+    is_placeholder,
+    session_guids_column,
+)
 from batch_enroll.loader import RAGGED_COLUMN
 from batch_enroll.model import (
     DUPLICATE,
@@ -125,15 +131,27 @@ def _quoting(
     return build
 
 
+#: Cells sampled across a column to tell whether its cells repeat.
+_SAMPLE = 10_000
+
+
 def _distinct(
     column: pd.Series[str],
 ) -> tuple[pd.Series[str], Callable[[pd.Series[Any]], pd.Series[Any]]]:
     """Return a column's distinct cells and a function spreading per-cell answers over its rows.
 
-    pandas runs string checks cell by cell in Python. A sheet names a few
-    courses and repeats its people across them, so checking each distinct
-    cell once is what keeps a million-row sheet to seconds.
+    A sheet names a few courses and often repeats its people across them, so
+    each distinct cell is checked once. When rows sampled across the column show
+    nearly every cell differs, the cells are returned all, as they are.
     """
+    # Rows spread over the whole sheet: one sorted by course starts with everyone once.
+    if len(column) > _SAMPLE and column.iloc[:: len(column) // _SAMPLE].nunique() > _SAMPLE // 2:
+        # Nearly every cell differs (a login per person): finding the distinct ones
+        # would hash a million cells to save little. Check them all as they are.
+        def as_they_are(answers: pd.Series[Any]) -> pd.Series[Any]:
+            return pd.Series(answers.array, index=column.index)
+
+        return column.reset_index(drop=True), as_they_are
     codes, uniques = pd.factorize(column)
     distinct = pd.Series(uniques, dtype=column.dtype)
 
@@ -186,9 +204,9 @@ def _check_course(frame: pd.DataFrame) -> None:
     """
     course = frame["course_id"].astype(str)
     courses, per_course_cell = _distinct(course)
-    keys = courses.map(course_key)
-    frame["_course_key"] = per_course_cell(keys)
-    frame["_course"] = per_course_cell(keys.map(lambda key: parse_guid(key) or ""))
+    keys, guids = course_keys(courses.to_numpy(dtype=object))
+    frame["_course_key"] = per_course_cell(pd.Series(keys, dtype=object))
+    frame["_course"] = per_course_cell(pd.Series(guids, dtype=object))
     _mark(frame, course == "", INVALID, "MissingCourseId", "the course cell is empty")
     _mark(
         frame,
@@ -203,6 +221,12 @@ def _check_login(frame: pd.DataFrame) -> None:
     """Refuse an empty or malformed login; set ``_login_key``, the form logins compare in."""
     login = frame["user_login_name"].astype(str)
     logins, per_login_cell = _distinct(login)
+    distinct = logins.to_numpy(dtype=object)
+    malformed = ~fullmatches(_LOGIN, distinct)
+    # A login with white space never matches _LOGIN: only the malformed need a look.
+    spaced = np.zeros(len(distinct), dtype=np.bool_)
+    if malformed.any():
+        spaced[malformed] = logins[malformed].str.contains(r"\s", regex=True).to_numpy(dtype=bool)
     _mark(frame, login == "", INVALID, "MissingLogin", "the user's login name is empty")
     _mark(
         frame,
@@ -213,14 +237,14 @@ def _check_login(frame: pd.DataFrame) -> None:
     )
     _mark(
         frame,
-        per_login_cell(logins.str.contains(r"\s", regex=True)),
+        per_login_cell(pd.Series(spaced)),
         INVALID,
         "InvalidLogin",
         _quoting(login, 'the login name "', '" contains spaces', width=80),
     )
     _mark(
         frame,
-        per_login_cell(~logins.str.fullmatch(_LOGIN.pattern)),
+        per_login_cell(pd.Series(malformed)),
         INVALID,
         "InvalidLogin",
         _quoting(
@@ -230,8 +254,8 @@ def _check_login(frame: pd.DataFrame) -> None:
             width=80,
         ),
     )
-    # The client's rule, once per distinct login: duplicates and lookups must agree.
-    frame["_login_key"] = per_login_cell(logins.map(login_key))
+    # The client's rule, over the distinct logins at once: duplicates and lookups must agree.
+    frame["_login_key"] = per_login_cell(pd.Series(login_keys(distinct), dtype=object))
 
 
 def _check_session_ids(frame: pd.DataFrame) -> None:
@@ -241,11 +265,9 @@ def _check_session_ids(frame: pd.DataFrame) -> None:
     """
     raw_sessions = frame["course_session_ids"].astype(str)
     cells, per_session_cell = _distinct(raw_sessions)
-    guids = cells.map(session_guids)
-    all_guids = guids.notna()
-    frame["_sessions"] = per_session_cell(
-        guids.map(lambda ids: ";".join(ids) if isinstance(ids, list) else "")
-    )
+    # A sheet may hold a different sessions cell on nearly every row: read them as a column.
+    all_guids, joined = session_guids_column(cells.to_numpy(dtype=object))
+    frame["_sessions"] = per_session_cell(pd.Series(joined, dtype=object))
     frame["_session_cell"] = per_session_cell(cells.where(~all_guids, ""))
     _mark(
         frame,
@@ -278,7 +300,9 @@ def _check_flags(frame: pd.DataFrame) -> None:
     for flag in FLAG_COLUMNS:
         if flag in frame.columns:
             cell = frame[flag].astype(str)
-            unknown = cell.map(parse_bool).isna()
+            # parse_bool's steps over the column at once: strip, lower, look the word up.
+            words = _LOWER(_STRIP(cell.to_numpy(dtype=object)))
+            unknown = pd.Series(~pd.Series(words).isin(_TRUE | _FALSE).to_numpy(), index=cell.index)
             _mark(
                 frame,
                 unknown,
@@ -288,6 +312,14 @@ def _check_flags(frame: pd.DataFrame) -> None:
             )
 
 
+_CONTAINS = np.frompyfunc(str.__contains__, 2, 1)
+_STRIP = np.frompyfunc(str.strip, 1, 1)
+_LOWER = np.frompyfunc(str.lower, 1, 1)
+_SPLIT = np.frompyfunc(str.split, 2, 1)
+_SORTED = np.frompyfunc(sorted, 1, 1)
+_JOIN_SESSIONS = np.frompyfunc(";".join, 1, 1)
+
+
 def _fold_codes(column: pd.Series[str], rows: pd.Series[bool]) -> npt.NDArray[np.int64]:
     """Number the ``rows``' cells so that cells equal but for case and spacing share a number.
 
@@ -295,7 +327,7 @@ def _fold_codes(column: pd.Series[str], rows: pd.Series[bool]) -> npt.NDArray[np
     million-row comparison in C.
     """
     codes, uniques = pd.factorize(column)
-    folded_codes, _ = pd.factorize(pd.Series(uniques, dtype=object).map(fold))
+    folded_codes, _ = pd.factorize(folds(np.asarray(uniques, dtype=object)))
     numbers = np.asarray(folded_codes, dtype=np.int64).take(codes)
     return np.where(rows.to_numpy(), numbers, -1)
 
@@ -309,34 +341,41 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
     clean = frame["status"] == OK
     if not clean.any():
         return
-    course = frame["_course"].astype(str)
+    # Only a row whose user is on another clean row can repeat one: one hash of the
+    # logins settles a sheet where everyone is distinct, and narrows any other.
+    users = frame["_login_key"] if clean.all() else frame.loc[clean, "_login_key"]
+    shared = users.duplicated(keep=False)
+    if not shared.any():
+        return
+    needed = ["row", "_course", "_course_key", "_login_key", "_sessions", "_session_cell"]
+    rows = frame.loc[shared[shared].index, [*needed, "_action"]]
+    course = rows["_course"].astype(str)
     unresolved = course == ""
     # An unresolved cell is compared as written; a resolved one by its GUID alone.
-    written = _fold_codes(frame["_course_key"].astype(str), unresolved)
-    sessions = frame["_sessions"].astype(str)
-    several = sessions.str.contains(";", regex=False)
+    written = _fold_codes(rows["_course_key"].astype(str), unresolved)
+    sessions = rows["_sessions"].astype(str)
+    listed = sessions.to_numpy(dtype=object)
+    several = np.asarray(_CONTAINS(listed, ";"), dtype=np.bool_)
     if several.any():
+        # The same sessions in any order are one booking; sorted by ufuncs, not per row.
+        ordered = _JOIN_SESSIONS(_SORTED(_SPLIT(listed[several], ";")))
         sessions = sessions.copy()
-        sessions[several] = sessions[several].map(lambda s: ";".join(sorted(s.split(";"))))
-    cell = frame["_session_cell"].astype(str)
+        sessions[several] = ordered
+    cell = rows["_session_cell"].astype(str)
     named = _fold_codes(cell, (cell != "") & (sessions == ""))
     dup_key = pd.DataFrame(
         {
             "c": course,
             "k": written,
-            "u": frame["_login_key"],
+            "u": rows["_login_key"],
             "s": sessions,
             "n": named,
-            "a": frame["_action"],
+            "a": rows["_action"],
         }
-    )[clean]
+    )
     repeated = dup_key.duplicated(keep="first")
     if repeated.any():
-        first_row = (
-            frame.loc[dup_key.index, "row"]
-            .groupby([dup_key[c] for c in dup_key.columns])
-            .transform("first")
-        )
+        first_row = rows["row"].groupby([dup_key[c] for c in dup_key.columns]).transform("first")
         message = pd.Series("", index=frame.index, dtype=object)
         rep_index = repeated[repeated].index
         message[rep_index] = "the same course, user and sessions as row " + first_row[

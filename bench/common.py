@@ -128,6 +128,48 @@ def sheet_slice_path(first: int, rows: int, *, users: int = USERS) -> Path:
     return path
 
 
+def distinct_sheet_path(rows: int, *, courses: int = COURSES) -> Path:
+    """Write (once) a sheet of ``rows`` rows whose every login is distinct; return its path.
+
+    As HR writes one: a course by its code, its title (case and spacing as typed)
+    or its GUID (any case, braces or not); a login as a plain UPN in mixed case or
+    in the claims form with the prefix in any case; a sessions cell on some rows,
+    nearly each one distinct (GUIDs, or a title and a start time). Nothing is
+    repeated per person, so every per-distinct-cell cost is paid a million times.
+    """
+    path = OUT / f"sheet-distinct-{rows}.csv"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    departments = ("Sales", "Engineering", "Finance", "Support", "Legal", "Operations")
+    prefixes = ("", "", "i:0#.f|membership|", "I:0#.F|Membership|")
+    lines = ["course_id,user_login_name,course_session_ids,department,manager"]
+    for i in range(rows):
+        code = 1000 + i % courses
+        written = (
+            str(code),
+            f"Bench course {code - 1000}",
+            f" bench  COURSE {code - 1000} ",
+            course_guid(code).upper(),
+            "{" + course_guid(code) + "}",
+        )[i % 5]
+        name = f"Person.{i:07d}" if i % 3 else f"person.{i:07d}"
+        login = f"{prefixes[i % 4]}{name}@corp{i % 7}.example"
+        if i % 10 == 1:
+            sessions = f"{i:08x}-0000-4000-8000-{i:012x}"
+        elif i % 10 == 2:
+            day = 1 + i % 28
+            sessions = f'"Morning, Room {i % 97}; 2027-03-{day:02d} 09:{i % 60:02d}"'
+        else:
+            sessions = ""
+        lines.append(
+            f"{written},{login},{sessions},{departments[i % len(departments)]},"
+            f"manager{i % 5000:05d}@corp.example"
+        )
+    _write_atomically(path, ("\n".join(lines) + "\n").encode())
+    return path
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)

@@ -5,9 +5,9 @@ a fresh simulator process on 127.0.0.1. The table goes to stdout, progress to
 stderr; the table and the raw figures also go to ``bench/out/results.md`` and
 ``bench/out/results.json``. Exit status 1 when a target is missed.
 
-Usage: ``python bench/run_all.py [scenario ...]`` with scenarios from
-``million excel no_throttle latency sequential throttle moving_ceiling shared_key startup``
-(default: all, about 7 min).
+Usage: ``python bench/run_all.py [scenario ...]`` with scenarios from ``million
+million_distinct excel no_throttle latency sequential throttle moving_ceiling shared_key
+startup`` (default: all, about 8 min).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from common import OUT, Row, log, machine, table
 
 SCENARIOS: dict[str, Callable[[], list[Row]]] = {
     "million": million.run,
+    "million_distinct": million.run_distinct,
     "excel": excel.run,
     "no_throttle": no_throttle.run,
     "latency": latency.run,

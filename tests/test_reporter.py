@@ -227,3 +227,29 @@ def test_one_cell_and_a_column_are_neutralised_by_the_same_rule(cell: str) -> No
 def test_cells_are_text_with_the_row_number_kept_as_is() -> None:
     frame = pd.DataFrame({"row": [2, 3], "note": ["=x", "ok"]})
     assert safe_cells(frame) == [["2", "3"], ["'=x", "ok"]]
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [(), ("a",), ("b", "c"), ("a", "b"), ("c", "d"), ("a", "b", "c", "d"), ("b", "c", "d")],
+)
+def test_write_csv_writes_what_csv_writer_writes_around_empty_columns(
+    tmp_path: Path, empty: tuple[str, ...]
+) -> None:
+    columns = {
+        "a": ["x", "y, z", 'q"t'],
+        "b": ["1", "", "3"],
+        "c": ["", "", "line\nbreak"],
+        "d": ["=SUM(A1)", "ok", ""],
+    }
+    frame = pd.DataFrame({k: ([""] * 3 if k in empty else v) for k, v in columns.items()})
+    write_csv(frame, tmp_path / "out.csv")
+    expected = tmp_path / "expected.csv"
+    with expected.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(frame.columns)
+        writer.writerows(
+            ["'" + c if c[:1] in "=+-@\t\r" and c else c for c in row]
+            for row in frame.itertuples(index=False)
+        )
+    assert (tmp_path / "out.csv").read_bytes() == expected.read_bytes()
