@@ -18,14 +18,17 @@ if TYPE_CHECKING:
     __version__: str
 
     from batch_enroll.errors import (
+        ApiKeyError,
         AuthFailure,
         BatchEnrollError,
         CallFailed,
         ConfigError,
         JournalError,
         LoadError,
+        ProxyConfigError,
         ResumeError,
         RunLocked,
+        UnwritableError,
     )
     from batch_enroll.options import (
         DEFAULT_CONCURRENCY,
@@ -46,14 +49,17 @@ if TYPE_CHECKING:
 
 #: Each public name and the module that defines it.
 _HOMES = {
+    "ApiKeyError": "errors",
     "AuthFailure": "errors",
     "BatchEnrollError": "errors",
     "CallFailed": "errors",
     "ConfigError": "errors",
     "JournalError": "errors",
     "LoadError": "errors",
+    "ProxyConfigError": "errors",
     "ResumeError": "errors",
     "RunLocked": "errors",
+    "UnwritableError": "errors",
     "DEFAULT_CONCURRENCY": "options",
     "REGIONS": "options",
     "ConnectionOptions": "options",
@@ -71,6 +77,7 @@ _HOMES = {
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "REGIONS",
+    "ApiKeyError",
     "AuthFailure",
     "BatchEnrollError",
     "CallFailed",
@@ -79,11 +86,13 @@ __all__ = [
     "JournalError",
     "LoadError",
     "Progress",
+    "ProxyConfigError",
     "ResumeError",
     "RunLocked",
     "RunOptions",
     "StopHandle",
     "Summary",
+    "UnwritableError",
     "__version__",
     "resolve_base_url",
     "run_sheet",

@@ -13,14 +13,17 @@ if TYPE_CHECKING:
     from batch_enroll.classifier import Outcome
 
 __all__ = [
+    "ApiKeyError",
     "AuthFailure",
     "BatchEnrollError",
     "CallFailed",
     "ConfigError",
     "JournalError",
     "LoadError",
+    "ProxyConfigError",
     "ResumeError",
     "RunLocked",
+    "UnwritableError",
 ]
 
 
@@ -30,6 +33,18 @@ class BatchEnrollError(Exception):
 
 class ConfigError(BatchEnrollError):
     """A bad invocation or option: nothing was sent."""
+
+
+class ApiKeyError(ConfigError):
+    """No usable API key; the message says why and never holds any of the file's content."""
+
+
+class ProxyConfigError(ConfigError):
+    """A proxy setting that cannot be used; the message names where it came from."""
+
+
+class UnwritableError(ConfigError):
+    """An output file or folder that cannot be written; nothing was sent."""
 
 
 class LoadError(BatchEnrollError):

@@ -9,13 +9,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from batch_enroll.errors import ConfigError
+from batch_enroll.errors import UnwritableError
 
 __all__ = ["UnwritableError", "atomic_open", "atomic_path", "check_writable", "optional_path"]
-
-
-class UnwritableError(ConfigError):
-    """An output file or folder that cannot be written; nothing was sent."""
 
 
 def _default_mode() -> int:

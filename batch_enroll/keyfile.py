@@ -6,7 +6,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batch_enroll.errors import ConfigError
+from batch_enroll.errors import ApiKeyError
 from batch_enroll.redact import remember_secret
 
 __all__ = [
@@ -22,10 +22,6 @@ API_KEY_ENV = "LMS365_API_KEY"
 API_KEY_FILE_ENV = "LMS365_API_KEY_FILE"
 #: A key is a few dozen characters; anything this big is the wrong file.
 MAX_KEY_FILE_BYTES = 64 * 1024
-
-
-class ApiKeyError(ConfigError):
-    """No usable API key; the message says why and never holds any of the file's content."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from batch_enroll.errors import ConfigError
+from batch_enroll.errors import ProxyConfigError
 from batch_enroll.redact import MASK, remember_secret
 
 __all__ = [
@@ -40,10 +40,6 @@ __all__ = [
 DEFAULT_PROXY_PORT = 1080
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 NO_PROXY_NAMES = ("no_proxy", "NO_PROXY")
-
-
-class ProxyConfigError(ConfigError):
-    """A proxy setting that cannot be used; the message names where it came from."""
 
 
 def redact_url(url: str) -> str:

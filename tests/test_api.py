@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import inspect
+import pkgutil
 import subprocess
 import sys
 
@@ -15,6 +17,7 @@ from batch_enroll import errors
 PUBLIC = [
     "DEFAULT_CONCURRENCY",
     "REGIONS",
+    "ApiKeyError",
     "AuthFailure",
     "BatchEnrollError",
     "CallFailed",
@@ -23,11 +26,13 @@ PUBLIC = [
     "JournalError",
     "LoadError",
     "Progress",
+    "ProxyConfigError",
     "ResumeError",
     "RunLocked",
     "RunOptions",
     "StopHandle",
     "Summary",
+    "UnwritableError",
     "__version__",
     "resolve_base_url",
     "run_sheet",
@@ -62,6 +67,22 @@ def test_every_error_is_a_batch_enroll_error_and_public() -> None:
     for cls in classes:
         assert issubclass(cls, batch_enroll.BatchEnrollError), cls
         assert cls.__name__ in batch_enroll.__all__
+
+
+def test_no_module_defines_an_error_of_its_own() -> None:
+    # One hierarchy in one module: a caller finds every error batch_enroll raises there.
+    strays = []
+    for module in pkgutil.walk_packages(batch_enroll.__path__, "batch_enroll."):
+        if module.name.endswith(".__main__"):
+            continue  # importing it runs the command line
+        for value in vars(importlib.import_module(module.name)).values():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, batch_enroll.BatchEnrollError)
+                and value.__module__ != errors.__name__
+            ):
+                strays.append(f"{value.__module__}.{value.__name__}")
+    assert strays == []
 
 
 def test_the_async_entry_points_are_coroutines_the_sync_ones_are_not() -> None:
