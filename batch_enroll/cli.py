@@ -223,6 +223,39 @@ class _Guarded(click.Group):
             sys.exit(EXIT_SOFTWARE)
 
 
+_region = click.option(
+    "--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host."
+)
+_timeout = click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each answer.",
+)
+_concurrency = click.option(
+    "--concurrency",
+    "--max-concurrency",
+    "concurrency",
+    type=click.IntRange(1, 1000),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Most requests in flight at once; with --rate auto, in-flight requests follow the rate"
+    " up to this.",
+)
+_rate = click.option(
+    "--rate",
+    default="auto",
+    show_default=True,
+    callback=_parse_rate,
+    help="Requests per second for each run, or 'auto' to find the tenant's ceiling.",
+)
+_max_unenroll = click.option(
+    "--max-unenroll",
+    default="10%",
+    show_default=True,
+    help="Refuse a run that would unenroll more rows than this count or share.",
+)
 _require_session = click.option(
     "--require-session",
     is_flag=True,
@@ -298,24 +331,9 @@ def _log_to_stderr() -> None:
 )
 @_with(_input_options)
 @_with(_connection_options)
-@click.option("--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host.")
-@click.option(
-    "--concurrency",
-    "--max-concurrency",
-    "concurrency",
-    type=click.IntRange(1, 1000),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Most requests in flight at once; with --rate auto, in-flight requests follow the rate"
-    " up to this.",
-)
-@click.option(
-    "--rate",
-    default="auto",
-    show_default=True,
-    callback=_parse_rate,
-    help="Requests per second for the whole run, or 'auto' to find the tenant's ceiling.",
-)
+@_region
+@_concurrency
+@_rate
 @click.option(
     "--max-retries",
     type=click.IntRange(0, 100),
@@ -323,13 +341,7 @@ def _log_to_stderr() -> None:
     show_default=True,
     help="Retries per row after a 5xx, a timeout or a broken connection.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 600),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for each answer.",
-)
+@_timeout
 @_require_session
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @_summary_json
@@ -348,12 +360,7 @@ def _log_to_stderr() -> None:
     is_flag=True,
     help="Read each course's enrollments once and do not send rows already enrolled.",
 )
-@click.option(
-    "--max-unenroll",
-    default="10%",
-    show_default=True,
-    help="Refuse the whole run if it would unenroll more rows than this count or share.",
-)
+@_max_unenroll
 @click.option(
     "--resolve-users",
     is_flag=True,
@@ -667,7 +674,7 @@ AUTH_TOKEN_ENV = "BATCH_ENROLL_TOKEN"  # noqa: S105 (the variable's name, not a 
     help="Where uploads, runs, results and their journals are kept (the history).",
 )
 @_with(_connection_options)
-@click.option("--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host.")
+@_region
 @click.option(
     "--auth-token",
     envvar=AUTH_TOKEN_ENV,
@@ -681,27 +688,10 @@ AUTH_TOKEN_ENV = "BATCH_ENROLL_TOKEN"  # noqa: S105 (the variable's name, not a 
     show_default=True,
     help="Largest sheet accepted; bigger uploads get a clear 413 answer.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 1000),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Most requests in flight at once during a run.",
-)
-@click.option(
-    "--rate",
-    default="auto",
-    show_default=True,
-    callback=_parse_rate,
-    help="Requests per second for each run, or 'auto' to find the tenant's ceiling.",
-)
+@_concurrency
+@_rate
 @_require_session
-@click.option(
-    "--max-unenroll",
-    default="10%",
-    show_default=True,
-    help="Refuse a run that would unenroll more rows than this count or share.",
-)
+@_max_unenroll
 def serve(
     host: str,
     port: int,
@@ -829,14 +819,8 @@ def demo(out: Path) -> None:
 
 @main.command()
 @_with(_connection_options)
-@click.option("--region", type=click.Choice(sorted(REGIONS)), help="Use a regional API host.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 600),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for each answer.",
-)
+@_region
+@_timeout
 @click.option(
     "--email",
     help="Look this person up in the Users check (default: an address no one has).",
