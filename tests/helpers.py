@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner, Result
 
 from batch_enroll.cli import main
@@ -94,3 +97,22 @@ def against_one_row(
             main, argv, env=env if env is not None else {"LMS365_API_KEY": FULL_KEY}
         )
     return result, app
+
+
+def free_port() -> int:
+    """Return a port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_simulator(base: str, *, seconds: float = 20) -> None:
+    """Return once the simulator at ``base`` answers; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(f"{base}/_sim/stats", timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the simulator never came up"
+            time.sleep(0.1)

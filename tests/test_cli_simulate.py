@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 
 from tests.conftest import FULL_KEY, SAMPLE_CATALOG
+from tests.helpers import free_port, wait_for_simulator
 
 # Workplace Safety Basics and Forklift Safety Workshop in the sample catalog.
 SAFETY = "ac661ba6-a93b-4efe-ae1e-a7dec2d0bdcb"
 FORKLIFT = "b885f275-273e-419c-9f53-dc399e6f2780"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_simulate_serves_the_contract_until_stopped() -> None:
@@ -51,14 +44,7 @@ def test_simulate_serves_the_contract_until_stopped() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/_sim/stats", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the simulator never came up"
-                time.sleep(0.1)
+        wait_for_simulator(base)
         auth = ("api", FULL_KEY)
         course = httpx.get(f"{base}/odata/v2/Courses({FORKLIFT})?$expand=CourseSessions", auth=auth)
         assert course.status_code == 200

@@ -38,6 +38,8 @@ from batch_enroll.doctor import (
 )
 from batch_enroll.options import ConnectionOptions
 from tests.conftest import FULL_KEY, READ_ONLY_KEY
+from tests.helpers import free_port, wait_for_simulator
+from tests.tls_server import make_certificate
 
 BASE = "https://tenant.example"
 KEY = "0f9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c"
@@ -157,13 +159,20 @@ class Tenant:
         return httpx.Response(200, json={"value": self.courses[:top]}, headers=self.headers)
 
     def check(self, *, email: str | None = None, **kwargs: Any) -> dict[str, Check]:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": KEY,
-            "transport": httpx.MockTransport(self.router.handler),
-        }
-        options.update(kwargs)
-        return {c.name: c for c in check_api(ConnectionOptions(**options), email=email)}
+        return check_through(self.router, email=email, **kwargs)
+
+
+def check_through(
+    router: respx.Router, *, email: str | None = None, **kwargs: Any
+) -> dict[str, Check]:
+    """Run every API check with requests answered by ``router``; key the checks by name."""
+    options: dict[str, Any] = {
+        "base_url": BASE,
+        "api_key": KEY,
+        "transport": httpx.MockTransport(router.handler),
+    }
+    options.update(kwargs)
+    return {c.name: c for c in check_api(ConnectionOptions(**options), email=email)}
 
 
 @pytest.fixture
@@ -398,16 +407,7 @@ def test_a_redirect_to_a_regional_host_names_the_region(tenant: Tenant) -> None:
         )
     )
     router.route(host="ne-api.365.systems").mock(side_effect=regional.router.handler)
-    checks = {
-        c.name: c
-        for c in check_api(
-            ConnectionOptions(
-                base_url="https://api.365.systems",
-                api_key=KEY,
-                transport=httpx.MockTransport(router.handler),
-            )
-        )
-    }
+    checks = check_through(router, base_url="https://api.365.systems")
     assert checks["region"].status == DIFFERS
     assert "region ne" in checks["region"].detail
     assert checks["region"].action == "run with --region ne"
@@ -421,16 +421,7 @@ def test_a_redirect_elsewhere_keeps_the_key_home() -> None:
         return_value=httpx.Response(302, headers={"Location": "https://login.example.com/"})
     )
     elsewhere = router.route(host="login.example.com").mock(return_value=httpx.Response(200))
-    checks = {
-        c.name: c
-        for c in check_api(
-            ConnectionOptions(
-                base_url="https://api.365.systems",
-                api_key=KEY,
-                transport=httpx.MockTransport(router.handler),
-            )
-        )
-    }
+    checks = check_through(router, base_url="https://api.365.systems")
     assert checks["region"].status == FAILED
     assert "the key was not sent there" in checks["region"].detail
     assert checks["key"].status == SKIPPED
@@ -522,14 +513,8 @@ def test_json_and_text_render_every_check(tenant: Tenant) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_closed_port_fails_the_host_check() -> None:
-    check = check_host(base_url=f"http://127.0.0.1:{_free_port()}", timeout=2)
+    check = check_host(base_url=f"http://127.0.0.1:{free_port()}", timeout=2)
     assert check.status == FAILED
     assert "refused the connection" in check.detail
 
@@ -543,32 +528,9 @@ def test_an_unknown_host_fails_the_host_check() -> None:
 @pytest.fixture
 def tls_port(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """Accept TLS handshakes on 127.0.0.1 with a self-signed certificate."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
+    if shutil.which("openssl") is None:
         pytest.skip("needs openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = make_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     listener = socket.socket()
@@ -708,9 +670,7 @@ def test_no_key_is_a_usage_error(sim_app, sim_server) -> None:
 
 
 def test_simulate_rename_field_and_doctor_as_separate_processes() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     simulator = subprocess.Popen(
         [
             sys.executable,
@@ -727,14 +687,7 @@ def test_simulate_rename_field_and_doctor_as_separate_processes() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/_sim/stats", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the simulator never came up"
-                time.sleep(0.1)
+        wait_for_simulator(base)
         done = subprocess.run(
             [sys.executable, "-m", "batch_enroll", "doctor", "--base-url", base, "--json"],
             capture_output=True,

@@ -18,15 +18,10 @@ import pytest
 
 from batch_enroll.simulator import Simulator, SimulatorServer
 from tests.conftest import FULL_KEY
+from tests.helpers import free_port
 from tests.web_helpers import SAMPLE_XLSX
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_serve(data_dir: Path, base_url: str, port: int) -> subprocess.Popen[bytes]:
