@@ -92,17 +92,14 @@ def test_a_key_and_a_key_file_on_the_command_line_are_refused(tmp_path: Path) ->
 def test_a_typed_key_file_outranks_a_key_in_the_environment(tmp_path: Path) -> None:
     path = key_file(tmp_path, FULL_KEY)
     out = tmp_path / "r.csv"
-    with SimulatorServer(create_app(big_catalog(1))) as server:
-        result = invoke(
-            "run",
-            str(write_sheet(tmp_path / "s.csv", 1)),
-            "--out",
-            str(out),
-            "--base-url",
-            server.base_url,
-            "--no-progress",
-            "--api-key-file",
-            str(path),
-            LMS365_API_KEY="stale-key-from-env",
-        )
+    result, _ = against_one_row(
+        tmp_path,
+        "run",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--api-key-file",
+        str(path),
+        env={"LMS365_API_KEY": "stale-key-from-env"},
+    )
     assert result.exit_code == 0, result.output

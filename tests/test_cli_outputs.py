@@ -74,18 +74,9 @@ def test_outputs_are_renamed_into_place_and_keep_their_mode(tmp_path: Path) -> N
     for path in (out, summary):
         path.write_text("stale", encoding="utf-8")
         path.chmod(0o640)
-    with SimulatorServer(create_app(big_catalog(1))) as server:
-        result = invoke(
-            "run",
-            str(write_sheet(tmp_path / "s.csv", 1)),
-            "--out",
-            str(out),
-            "--summary-json",
-            str(summary),
-            "--base-url",
-            server.base_url,
-            "--no-progress",
-        )
+    result, _ = against_one_row(
+        tmp_path, "run", "--out", str(out), "--summary-json", str(summary), "--no-progress"
+    )
     assert result.exit_code == 0, result.output
     assert {r["status"] for r in read_results(out)} == {"enrolled"}
     assert json.loads(summary.read_text(encoding="utf-8"))["counts"]["enrolled"] == 3
