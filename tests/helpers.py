@@ -82,6 +82,11 @@ def invoke(*args: str, **env: str) -> Result:
     return CliRunner().invoke(main, list(args), env={"LMS365_API_KEY": FULL_KEY, **env})
 
 
+def run_argv(sheet: Path, out: Path, base_url: str, *options: str) -> list[str]:
+    """Return the arguments of ``run`` on ``sheet`` into ``out`` against ``base_url``."""
+    return ["run", str(sheet), "--out", str(out), "--base-url", base_url, *options]
+
+
 def against_one_row(
     tmp_path: Path, command: str, *args: str, env: dict[str, str] | None = None
 ) -> tuple[Result, Simulator]:

@@ -16,7 +16,7 @@ from batch_enroll.model import Job, RowResult
 from batch_enroll.reporter import Summary
 from batch_enroll.simulator import SimulatorServer, create_app
 from tests.conftest import FULL_KEY
-from tests.helpers import big_catalog, invoke, read_results, write_sheet
+from tests.helpers import big_catalog, invoke, read_results, run_argv, write_sheet
 from tests.test_cli_resume import assert_complete, creations
 
 EXIT_SOFTWARE = 70
@@ -96,12 +96,7 @@ def test_a_crash_in_the_reporter_still_leaves_the_results(
     out = tmp_path / "results.csv"
     with SimulatorServer(create_app(big_catalog(1))) as server:
         result = invoke(
-            "run",
-            str(sheet),
-            "--out",
-            str(out),
-            "--base-url",
-            server.base_url,
+            *run_argv(sheet, out, server.base_url),
             "--no-progress",
             "--summary-json",
             str(tmp_path / "summary.json"),

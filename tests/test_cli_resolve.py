@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 from batch_enroll.cli import main
 from batch_enroll.model import RESOLVED_COLUMNS, RESULT_COLUMNS
 from batch_enroll.simulator import Catalog, SimulatorServer, create_app
+from tests.helpers import read_results, run_argv
 
 KEY = "resolve-test-full-control-key"
 
@@ -189,11 +190,6 @@ def write(path: Path, rows: list[list[str]], header: tuple[str, ...] = ()) -> Pa
     return path
 
 
-def read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), env={"LMS365_API_KEY": KEY}, catch_exceptions=False)
 
@@ -237,18 +233,13 @@ def test_every_kind_of_cell_resolves_and_gets_its_outcome(server_for, tmp_path: 
     out = tmp_path / "results.csv"
     summary_path = tmp_path / "summary.json"
     result = invoke(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         "--summary-json",
         str(summary_path),
     )
     assert result.exit_code == 1, result.output
-    rows = read(out)
+    rows = read_results(out)
     assert list(rows[0]) == [*RESULT_COLUMNS, *RESOLVED_COLUMNS]
     assert [(r["status"], r["error_code"]) for r in rows] == [(w[0], w[1]) for _, w in SHEET]
     for row, (_, (_, _, sent, said)) in zip(rows, SHEET, strict=True):
@@ -289,7 +280,7 @@ def test_a_waitlisted_row_is_a_success_for_the_exit_code(server_for, tmp_path: P
         "run", str(sheet), "--out", str(tmp_path / "r.csv"), "--base-url", server.base_url
     )
     assert result.exit_code == 0, result.output
-    assert read(tmp_path / "r.csv")[0]["status"] == "waitlisted"
+    assert read_results(tmp_path / "r.csv")[0]["status"] == "waitlisted"
 
 
 def test_at_most_one_course_request_per_distinct_cell(server_for, tmp_path: Path) -> None:
@@ -308,7 +299,7 @@ def test_at_most_one_course_request_per_distinct_cell(server_for, tmp_path: Path
     # Then each course found, once: SAF (three ways), INFO and ONB_A.
     assert by_route["course"] == 3
     assert by_route["enroll"] == 0
-    report = read(tmp_path / "r.csv")
+    report = read_results(tmp_path / "r.csv")
     assert {r["lms_course_id"] for r in report} == {SAF, INFO, ONB_A}
 
 
@@ -322,7 +313,7 @@ def test_a_single_cell_is_looked_up_by_one_filtered_read(server_for, tmp_path: P
     )
     assert result.exit_code == 0, result.output
     assert stats(server)["by_route"]["courses"] == 1
-    assert {r["course_session_ids"] for r in read(tmp_path / "r.csv")} == {THEORY}
+    assert {r["course_session_ids"] for r in read_results(tmp_path / "r.csv")} == {THEORY}
 
 
 def test_two_cells_in_a_long_catalogue_ask_per_cell(server_for, tmp_path: Path) -> None:
@@ -337,7 +328,7 @@ def test_two_cells_in_a_long_catalogue_ask_per_cell(server_for, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     # The first page showed four more to go: two filtered reads cost less than the rest.
     assert stats(server)["by_route"]["courses"] == 3
-    assert [r["lms_course_id"] for r in read(tmp_path / "r.csv")] == [HSE, CAP]
+    assert [r["lms_course_id"] for r in read_results(tmp_path / "r.csv")] == [HSE, CAP]
 
 
 def test_excel_numeric_codes_and_date_cells_resolve(server_for, tmp_path: Path) -> None:
@@ -357,7 +348,7 @@ def test_excel_numeric_codes_and_date_cells_resolve(server_for, tmp_path: Path) 
         "run", str(tmp_path / "hires.xlsx"), "--out", str(out), "--base-url", server.base_url
     )
     assert result.exit_code == 0, result.output
-    rows = read(out)
+    rows = read_results(out)
     assert [(r["course_id"], r["status"], r["lms_course_id"]) for r in rows] == [
         ("101", "enrolled", INFO),
         ("101", "already_enrolled", INFO),
@@ -381,18 +372,17 @@ def test_claims_logins_in_any_case_match_what_lms365_stores(server_for, tmp_path
     )
     out = tmp_path / "r.csv"
     result = invoke(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--skip-enrolled",
         "--max-unenroll",
         "1",
     )
     assert result.exit_code == 0, result.output
-    assert [r["status"] for r in read(out)] == ["skipped_enrolled", "unenrolled", "enrolled"]
+    assert [r["status"] for r in read_results(out)] == [
+        "skipped_enrolled",
+        "unenrolled",
+        "enrolled",
+    ]
     assert stats(server)["by_route"]["enroll"] == 1
 
 
@@ -409,7 +399,7 @@ def test_an_unanswered_enroll_in_claims_form_is_found_not_resent(
     )
     out = tmp_path / "r.csv"
     result = invoke("run", str(sheet), "--out", str(out), "--base-url", server.base_url)
-    rows = read(out)
+    rows = read_results(out)
     assert rows[0]["status"] == "enrolled", result.output
     assert held(server)["max_created"] == 1
     assert stats(server)["by_route"]["enroll"] == 1

@@ -21,7 +21,15 @@ from batch_enroll.cli import main
 from batch_enroll.journal import RunLock, read_journal
 from batch_enroll.simulator import SimulatorServer, create_app
 from tests.conftest import FULL_KEY
-from tests.helpers import COURSES, big_catalog, course_guid, invoke, read_results, write_sheet
+from tests.helpers import (
+    COURSES,
+    big_catalog,
+    course_guid,
+    invoke,
+    read_results,
+    run_argv,
+    write_sheet,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -81,12 +89,7 @@ def test_sigkill_then_resume_enrolls_everyone_exactly_once(
     sheet = write_sheet(tmp_path / "hires.csv", users)
     out = tmp_path / "results.csv"
     args = [
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         "--rate",
         "200",
@@ -114,12 +117,7 @@ def test_sigint_stops_gracefully_and_resume_finishes(server_for, tmp_path: Path)
     sheet = write_sheet(tmp_path / "hires.csv", users)
     out = tmp_path / "results.csv"
     args = [
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         "--rate",
         "150",
@@ -158,12 +156,7 @@ def test_sigterm_is_a_graceful_stop_too(server_for, tmp_path: Path) -> None:
     sheet = write_sheet(tmp_path / "hires.csv", users)
     out = tmp_path / "results.csv"
     process = cli_subprocess(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         "--rate",
         "100",
@@ -308,12 +301,7 @@ def test_second_ctrl_c_stops_at_once_and_the_journal_stays_consistent(
     sheet = write_sheet(tmp_path / "hires.csv", users)
     out = tmp_path / "results.csv"
     args = [
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         "--rate",
         "1000",
@@ -359,12 +347,7 @@ def test_resume_tries_again_the_rows_that_ran_out_of_retries(server_for, tmp_pat
     sheet = write_sheet(tmp_path / "hires.csv", 4, by_guid=True)
     out = tmp_path / "results.csv"
     args = [
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         "--max-retries",
         "0",

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from batch_enroll.cli import main
 from batch_enroll.model import RESOLVED_COLUMNS, RESULT_COLUMNS
 from tests.conftest import FULL_KEY, READ_ONLY_KEY
-from tests.helpers import read_results
+from tests.helpers import read_results, run_argv
 
 # Sessions of the sample tenant's Forklift Safety Workshop (FLT-201, one session per learner).
 OPEN = "592dbabc-4fcb-4c80-8095-50b6e2a5cc99"  # Afternoon, Oslo
@@ -85,12 +85,7 @@ def test_every_row_gets_the_status_the_contract_implies(live, tmp_path: Path) ->
     sheet = write_sheet(tmp_path / "hires.csv", [row for row, _ in SHEET])
     out = tmp_path / "results.csv"
     result = invoke(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         env={"LMS365_API_KEY": FULL_KEY},
     )
@@ -146,12 +141,7 @@ def test_faults_and_throttling_still_enroll_each_row_once(live, tmp_path: Path) 
     out = tmp_path / "flaky-results.csv"
     summary_path = tmp_path / "summary.json"
     result = invoke(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--api-key",
         FULL_KEY,
         "--no-progress",
@@ -177,12 +167,7 @@ def test_wrong_key_stops_at_once_with_exit_3(live, tmp_path: Path) -> None:
     sheet = write_sheet(tmp_path / "s.csv", [row for row, _ in SHEET[:3]])
     out = tmp_path / "r.csv"
     result = invoke(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         env={"LMS365_API_KEY": "wrong-key-0000"},
     )
@@ -198,12 +183,7 @@ def test_read_only_key_stops_with_exit_3(live, tmp_path: Path) -> None:
     sheet = write_sheet(tmp_path / "s.csv", [row for row, _ in SHEET[:3]])
     out = tmp_path / "r.csv"
     result = invoke(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--no-progress",
         "--concurrency",
         "1",
@@ -221,12 +201,7 @@ def test_header_only_sheet_is_not_an_error(live, tmp_path: Path) -> None:
     sheet = write_sheet(tmp_path / "empty.csv", [])
     out = tmp_path / "r.csv"
     result = invoke(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(sheet, out, server.base_url),
         "--api-key",
         FULL_KEY,
         "--no-progress",
@@ -292,12 +267,7 @@ def test_xlsx_input_gives_the_same_results_as_csv(live, tmp_path: Path) -> None:
     book.save(tmp_path / "hires.xlsx")
     out = tmp_path / "x.csv"
     result = invoke(
-        "run",
-        str(tmp_path / "hires.xlsx"),
-        "--out",
-        str(out),
-        "--base-url",
-        server.base_url,
+        *run_argv(tmp_path / "hires.xlsx", out, server.base_url),
         "--api-key",
         FULL_KEY,
         "--no-progress",
@@ -318,12 +288,7 @@ def test_an_unreachable_host_is_said_once_and_nothing_is_sent(tmp_path: Path) ->
     sheet = write_sheet(tmp_path / "s.csv", [row for row, _ in SHEET[:3]])
     out = tmp_path / "r.csv"
     result = invoke(
-        "run",
-        str(sheet),
-        "--out",
-        str(out),
-        "--base-url",
-        f"http://127.0.0.1:{port}",
+        *run_argv(sheet, out, f"http://127.0.0.1:{port}"),
         "--api-key",
         FULL_KEY,
         "--no-progress",
