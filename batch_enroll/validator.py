@@ -378,15 +378,14 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
     if not clean.any():
         return
     # Only a row whose user is on another clean row can repeat one: one hash of the
-    # logins settles a sheet where everyone is distinct, and narrows any other. The
-    # numbers it gives the logins stand for them in the comparison below.
+    # logins settles a sheet where everyone is distinct, and narrows any other.
     users = frame["_login_key"] if clean.all() else frame.loc[clean, "_login_key"]
-    user_codes, _ = pd.factorize(users)
-    shared = np.bincount(user_codes)[user_codes] > 1
+    shared = users.duplicated(keep=False).to_numpy(dtype=bool)
     if not shared.any():
         return
     everyone = bool(shared.all())
     index = users.index if everyone else users.index[shared]
+    user_codes, _ = pd.factorize(users if everyone else users[shared])
 
     def column(name: str) -> pd.Series[Any]:
         return frame[name] if everyone and len(index) == len(frame) else frame[name][index]
@@ -397,7 +396,10 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
     written = _fold_codes(column("_course_key").astype(str), unresolved)
     sessions = column("_sessions").astype(str)
     listed = sessions.to_numpy(dtype=object)
-    several = np.asarray(_CONTAINS(listed, ";"), dtype=np.bool_)
+    # One join in C tells the usual sheet, where no cell lists several sessions.
+    several = np.zeros(len(listed), dtype=np.bool_)
+    if ";" in "".join(listed):
+        several = np.asarray(_CONTAINS(listed, ";"), dtype=np.bool_)
     if several.any():
         # The same sessions in any order are one booking; sorted by ufuncs, not per row.
         ordered = _JOIN_SESSIONS(_SORTED(_SPLIT(listed[several], ";")))
@@ -411,7 +413,7 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
     parts = [
         _codes(course, ~unresolved),
         written,
-        np.asarray(user_codes, dtype=np.int64)[shared],
+        np.asarray(user_codes, dtype=np.int64),
         _codes(sessions, ~no_sessions),
         named,
         _codes(column("_action").astype(str)),
