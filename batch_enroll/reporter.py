@@ -384,19 +384,23 @@ def _by_course(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     if not len(frame):
         return by_course
     cells = frame["course_id"].astype(str)
-    if "lms_course_id" in frame.columns:
-        resolved = frame["lms_course_id"].astype(str)
-        keys = resolved.where(resolved != "", cells)
-    else:
-        keys = cells
     titles = frame["course_title"].astype(str) if "course_title" in frame.columns else None
     # A number per course, spelling and status, then counts of numbers in C: a
     # million rows name a handful of each, and grouping their text cost more.
-    course, courses = pd.factorize(keys)
     cell, spellings = pd.factorize(cells)
+    course, courses = cell, spellings
+    if "lms_course_id" in frame.columns:
+        resolved = frame["lms_course_id"].astype(str)
+        found = resolved != ""
+        # Where no row resolved (an offline check) the courses are the cells as numbered.
+        if found.any():
+            course, courses = pd.factorize(resolved.where(found, cells))
     status, statuses = pd.factorize(frame["status"].astype(str))
     tally = np.bincount(course * len(statuses) + status, minlength=len(courses) * len(statuses))
-    pairs = np.unique(course.astype(np.int64) * len(spellings) + cell)
+    per_row = course.astype(np.int64) * len(spellings) + cell
+    # Counting beats sorting a million numbers when the pairs possible are few.
+    few = len(courses) * len(spellings) <= 4 * len(per_row)
+    pairs = np.flatnonzero(np.bincount(per_row)) if few else np.unique(per_row)
     written: dict[int, list[str]] = {}
     for pair in pairs.tolist():
         written.setdefault(pair // len(spellings), []).append(str(spellings[pair % len(spellings)]))

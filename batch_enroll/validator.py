@@ -326,10 +326,46 @@ def _fold_codes(column: pd.Series[str], rows: pd.Series[bool]) -> npt.NDArray[np
     Other rows get -1. Each distinct cell is folded once: a number per row keeps a
     million-row comparison in C.
     """
-    codes, uniques = pd.factorize(column)
+    numbers = np.full(len(column), -1, dtype=np.int64)
+    picked = rows.to_numpy(dtype=bool)
+    if not picked.any():
+        return numbers
+    codes, uniques = pd.factorize(column if picked.all() else column[picked])
     folded_codes, _ = pd.factorize(folds(np.asarray(uniques, dtype=object)))
-    numbers = np.asarray(folded_codes, dtype=np.int64).take(codes)
-    return np.where(rows.to_numpy(), numbers, -1)
+    numbers[picked] = np.asarray(folded_codes, dtype=np.int64).take(codes)
+    return numbers
+
+
+def _codes(column: pd.Series[str], rows: pd.Series[bool] | None = None) -> npt.NDArray[np.int64]:
+    """Number a column's cells from 0, equal cells alike; outside ``rows`` every cell gets -1.
+
+    Limiting the hashing to ``rows`` skips a column that is empty on most rows.
+    """
+    if rows is None:
+        codes, _ = pd.factorize(column)
+        return np.asarray(codes, dtype=np.int64)
+    numbers = np.full(len(column), -1, dtype=np.int64)
+    picked = rows.to_numpy(dtype=bool)
+    if picked.any():
+        codes, _ = pd.factorize(column[picked])
+        numbers[picked] = codes
+    return numbers
+
+
+def _combined(parts: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+    """Number each row's tuple of codes (each -1 or more) so that equal tuples share a number."""
+    key = np.zeros(len(parts[0]), dtype=np.int64)
+    span = 1
+    for part in parts:
+        width = int(part.max()) + 2 if len(part) else 1
+        if span * width >= 1 << 62:
+            # Renumber densely before the product could overflow.
+            codes, _ = pd.factorize(key)
+            key = np.asarray(codes, dtype=np.int64)
+            span = int(key.max()) + 1 if len(key) else 1
+        key = key * width + (part + 1)
+        span *= width
+    return key
 
 
 def mark_duplicates(frame: pd.DataFrame) -> None:
@@ -344,38 +380,48 @@ def mark_duplicates(frame: pd.DataFrame) -> None:
     # Only a row whose user is on another clean row can repeat one: one hash of the
     # logins settles a sheet where everyone is distinct, and narrows any other.
     users = frame["_login_key"] if clean.all() else frame.loc[clean, "_login_key"]
-    shared = users.duplicated(keep=False)
+    shared = users.duplicated(keep=False).to_numpy(dtype=bool)
     if not shared.any():
         return
-    needed = ["row", "_course", "_course_key", "_login_key", "_sessions", "_session_cell"]
-    rows = frame.loc[shared[shared].index, [*needed, "_action"]]
-    course = rows["_course"].astype(str)
+    everyone = bool(shared.all())
+    index = users.index if everyone else users.index[shared]
+    user_codes, _ = pd.factorize(users if everyone else users[shared])
+
+    def column(name: str) -> pd.Series[Any]:
+        return frame[name] if everyone and len(index) == len(frame) else frame[name][index]
+
+    course = column("_course").astype(str)
     unresolved = course == ""
     # An unresolved cell is compared as written; a resolved one by its GUID alone.
-    written = _fold_codes(rows["_course_key"].astype(str), unresolved)
-    sessions = rows["_sessions"].astype(str)
+    written = _fold_codes(column("_course_key").astype(str), unresolved)
+    sessions = column("_sessions").astype(str)
     listed = sessions.to_numpy(dtype=object)
-    several = np.asarray(_CONTAINS(listed, ";"), dtype=np.bool_)
+    # One join in C tells the usual sheet, where no cell lists several sessions.
+    several = np.zeros(len(listed), dtype=np.bool_)
+    if ";" in "".join(listed):
+        several = np.asarray(_CONTAINS(listed, ";"), dtype=np.bool_)
     if several.any():
         # The same sessions in any order are one booking; sorted by ufuncs, not per row.
         ordered = _JOIN_SESSIONS(_SORTED(_SPLIT(listed[several], ";")))
         sessions = sessions.copy()
         sessions[several] = ordered
-    cell = rows["_session_cell"].astype(str)
-    named = _fold_codes(cell, (cell != "") & (sessions == ""))
-    dup_key = pd.DataFrame(
-        {
-            "c": course,
-            "k": written,
-            "u": rows["_login_key"],
-            "s": sessions,
-            "n": named,
-            "a": rows["_action"],
-        }
-    )
-    repeated = dup_key.duplicated(keep="first")
+    cell = column("_session_cell").astype(str)
+    no_sessions = sessions == ""
+    named = _fold_codes(cell, (cell != "") & no_sessions)
+    # Every part as a number, equal numbers for equal cells, the parts as one number:
+    # a million rows then compare by hashing one integer each, not six cells of text.
+    parts = [
+        _codes(course, ~unresolved),
+        written,
+        np.asarray(user_codes, dtype=np.int64),
+        _codes(sessions, ~no_sessions),
+        named,
+        _codes(column("_action").astype(str)),
+    ]
+    key = pd.Series(_combined(parts), index=index)
+    repeated = key.duplicated(keep="first")
     if repeated.any():
-        first_row = rows["row"].groupby([dup_key[c] for c in dup_key.columns]).transform("first")
+        first_row = column("row").groupby(key).transform("first")
         message = pd.Series("", index=frame.index, dtype=object)
         rep_index = repeated[repeated].index
         message[rep_index] = "the same course, user and sessions as row " + first_row[
