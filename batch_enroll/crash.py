@@ -6,11 +6,15 @@ import os
 import tempfile
 import time
 import traceback
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from batch_enroll.model import EXIT_SOFTWARE, NOT_ATTEMPTED, Job, RowResult
+from batch_enroll.model import EXIT_SOFTWARE, NOT_ATTEMPTED, Job, RowResult, carried_name
 from batch_enroll.redact import scrub
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "EXIT_SOFTWARE",
@@ -18,6 +22,7 @@ __all__ = [
     "crash_line",
     "crash_reason",
     "innermost",
+    "unchecked_results",
     "unfinished_results",
     "write_crash_report",
 ]
@@ -60,6 +65,24 @@ def unfinished_results(jobs: Iterable[Job], finished: Container[int]) -> dict[in
         for job in jobs
         if job.index not in finished
     }
+
+
+def unchecked_results(frame: pd.DataFrame, *, extra_columns: Sequence[str]) -> pd.DataFrame:
+    """Lay out the results of a sheet whose checks crashed: every row not attempted.
+
+    Nothing was sent yet, so a re-run after the fix starts afresh.
+    """
+    from batch_enroll.reporter import results_frame  # pandas: only once a crash needs it
+
+    unchecked = frame.rename(columns=carried_name).assign(
+        status=NOT_ATTEMPTED,
+        error_code=INTERNAL_ERROR,
+        error_message="the checks stopped on an internal error before this row was checked;"
+        " nothing was sent",
+        warnings="",
+        _sessions="",
+    )
+    return results_frame(unchecked, extra_columns=extra_columns)
 
 
 def _name(exc: BaseException) -> str:

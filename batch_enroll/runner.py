@@ -18,7 +18,7 @@ import anyio
 import pandas as pd
 
 from batch_enroll.client import LmsClient
-from batch_enroll.crash import crash_reason, unfinished_results
+from batch_enroll.crash import crash_reason, unchecked_results, unfinished_results
 from batch_enroll.errors import AuthFailure, CallFailed
 from batch_enroll.files import check_writable
 from batch_enroll.journal import Journal, RunFiles, journal_verdicts, locked_journal
@@ -29,7 +29,15 @@ from batch_enroll.options import RunOptions
 from batch_enroll.pool import PoolEnd, StopHandle, send_jobs, stop_on_signals
 from batch_enroll.progress import Progress, ProgressFeed
 from batch_enroll.ratelimit import RateLimiter
-from batch_enroll.reporter import Ending, Source, Summary, now_iso, report_run, report_validation
+from batch_enroll.reporter import (
+    Ending,
+    Source,
+    Summary,
+    now_iso,
+    report_run,
+    report_validation,
+    write_csv,
+)
 from batch_enroll.resolve import Halted, check_online, resolution_changes, resolved_courses
 from batch_enroll.transport import make_limiter
 from batch_enroll.validator import check_offline, guard_unenroll, jobs_from, with_global_flags
@@ -64,14 +72,20 @@ def _load(
     return sheet, Source(str(sheet.path), sheet.sha256, sheet.notes, sheet.extra_columns, *clock)
 
 
-def _check(sheet: Sheet, options: RunOptions) -> pd.DataFrame:
+def _check(sheet: Sheet, options: RunOptions, *, results: Path) -> pd.DataFrame:
     """Apply the cell rules and the rules about the whole sheet; raise if it must not run."""
     flagged = with_global_flags(
         sheet.frame,
         ignore_max_attendees=options.ignore_max_attendees,
         ignore_enrollment_flow=options.ignore_enrollment_flow,
     )
-    checked = check_offline(flagged)
+    try:
+        checked = check_offline(flagged)
+    except Exception:
+        # A bug in a rule: nothing was sent, and the results still say so row by row.
+        with contextlib.suppress(Exception):  # the crash is what must be heard
+            write_csv(unchecked_results(sheet.frame, extra_columns=sheet.extra_columns), results)
+        raise
     guard_unenroll(checked, options.max_unenroll)
     return checked
 
@@ -169,7 +183,7 @@ async def run_sheet_async(
     clock = now_iso(), time.monotonic()
     files = RunFiles.checked(out, journal=journal, summary_json=summary_json)
     sheet, source = _load(input_path, clock, sheet_name=sheet_name, max_input_mb=max_input_mb)
-    checked = _check(sheet, options)
+    checked = _check(sheet, options, results=files.results)
     with locked_journal(files, sheet, options, resume=resume) as opened:
         run = _Run(checked, options, opened, ProgressFeed(on_progress))
         async with stop_on_signals(stop, enabled=handle_signals) as stop:

@@ -7,9 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import Result
 
+from batch_enroll import runner
 from batch_enroll.client import LmsClient
 from batch_enroll.journal import read_journal
 from batch_enroll.model import Job, RowResult
@@ -105,6 +107,26 @@ def test_a_crash_in_the_reporter_still_leaves_the_results(
     assert [r["status"] for r in read_results(out)] == ["enrolled"] * 3
     assert read_journal(out.with_name(out.name + ".journal")).final()
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_crash_in_the_checks_still_leaves_a_results_row_per_input_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sheet = write_sheet(tmp_path / "hires.csv", 2)
+
+    def broken(frame: pd.DataFrame) -> pd.DataFrame:
+        raise IndexError("rule out of range")
+
+    monkeypatch.setattr(runner, "check_offline", broken)
+    out = tmp_path / "results.csv"
+    with SimulatorServer(create_app(big_catalog(2))) as server:
+        result = invoke(*run_argv(sheet, out, server.base_url), "--no-progress")
+        assert server.app.stats.requests_total == 0
+    report = one_line_and_report(result, "IndexError", "rule out of range")
+    assert report.parent == tmp_path
+    rows = read_results(out)
+    assert [r["row"] for r in rows] == [str(n) for n in range(2, 8)]
+    assert {(r["status"], r["error_code"]) for r in rows} == {("not_attempted", "InternalError")}
 
 
 def test_with_nothing_known_yet_the_traceback_goes_to_the_temp_folder(
