@@ -87,6 +87,7 @@ import anyio
 import httpx
 
 from batch_enroll.simulator.catalog import (
+    COURSE_KEYS,
     Catalog,
     Course,
     CourseSession,
@@ -951,25 +952,8 @@ _ENROLLMENT_FILTER: Final[Mapping[str, _Kind]] = {
     "UserLoginName": "login",
 }
 _USER_FILTER: Final[Mapping[str, _Kind]] = {"Id": "guid", "Email": "string", "LoginName": "login"}
-_COURSE_FIELDS: Final = frozenset(
-    {
-        "Id",
-        "CourseID",
-        "Title",
-        "CourseCatalogId",
-        "CourseType",
-        "CourseSessionEnrollmentType",
-        "EnrollmentFlow",
-        "IsPublished",
-        "IsEnded",
-        "IsDeleted",
-        "MaxAttendees",
-        "EnrollmentDeadline",
-        "WaitingListEnabled",
-        "IsEnrollmentWithoutSessionsAllowed",
-        "UnenrollDisabled",
-    }
-)
+# What $select may name: a course's own fields, the catalog's keys less its sessions.
+_COURSE_FIELDS: Final = frozenset(COURSE_KEYS - {"CourseSessions"})
 _TOKEN = re.compile(
     r"\s*(?:(?P<open>\()|(?P<close>\))|'(?P<string>(?:[^']|'')*)'"
     r"|(?P<guid>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})(?![\w-])"

@@ -50,6 +50,7 @@ from typing import Any, Final
 
 __all__ = [
     "ACCESS_LEVELS",
+    "COURSE_KEYS",
     "COURSE_TYPES",
     "DEFAULT_COURSE_CATALOG_ID",
     "DEFAULT_MAX_ENROLLMENTS",
@@ -376,7 +377,7 @@ _CATALOG_KEYS: Final = {
     "enrollments",
     "max_enrollments_per_course",
 }
-_COURSE_KEYS: Final = {
+COURSE_KEYS: Final = {
     "Id",
     "CourseID",
     "Title",
@@ -450,7 +451,7 @@ def _parse_key(item: Any, *, where: str) -> ApiKey:
 
 def _parse_course(item: Any, *, now: datetime, where: str) -> Course:
     obj = _object(item, where=where)
-    _check_keys(obj, allowed=_COURSE_KEYS, required={"Id", "Title", "CourseType"}, where=where)
+    _check_keys(obj, allowed=COURSE_KEYS, required={"Id", "Title", "CourseType"}, where=where)
     sessions = tuple(
         _parse_session(s, now=now, where=f"{where}.CourseSessions[{i}]")
         for i, s in enumerate(_list(obj, "CourseSessions", where=where, default=[]))
